@@ -1,0 +1,138 @@
+"""Finding and reading runs from __result__ alone (no git, no torch).
+
+Usage: for tag, id_, folder in iter_runs(root): stat = read_statistic(folder)
+
+A run exists when __result__/<tag>/<id>/statistic.json exists. Tags starting with "_"
+(the _scratch runs of `python code/main.py`) are never listed.
+"""
+import json
+import os
+import re
+import socket
+from pathlib import Path
+
+from utils.cli import UsageError
+
+RESULT = "__result__"
+STATISTIC = "__statistic__"
+DATA = "__data__"
+
+_TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+TAG_RULE = "use letters, digits and . _ + - only, not starting with - or _, no '..', not ending in '.' or '.lock'"
+
+
+class BadRun(Exception):
+    """A run folder whose statistic.json is missing or unreadable."""
+
+
+def result_dir(root):
+    return Path(root) / RESULT
+
+
+def statistic_dir(root):
+    return Path(root) / STATISTIC
+
+
+def run_dir(root, tag, id_):
+    return result_dir(root) / tag / str(id_)
+
+
+def check_tag(tag):
+    """Refuse tag names that git, the shell or our folders would misread."""
+    ok = bool(_TAG.fullmatch(tag)) and ".." not in tag and not tag.endswith((".", ".lock"))
+    if not ok:
+        raise UsageError(f"{tag!r} is not a valid tag name: {TAG_RULE}")
+    return tag
+
+
+def parse_selector(text):
+    """'tag' -> (tag, None); 'tag/3' -> (tag, 3). Raises UsageError on anything else."""
+    tag, slash, id_text = text.partition("/")
+    check_tag(tag)
+    if not slash:
+        return tag, None
+    if not id_text.isdigit() or not id_text.isascii():
+        raise UsageError(f"{text!r}: the id after '/' must be a whole number >= 0, as in {tag}/0")
+    return tag, int(id_text)
+
+
+def run_ids(root, tag):
+    """The ids of the tag's runs (folders holding a statistic.json), ascending."""
+    folder = result_dir(root) / tag
+    try:
+        names = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(int(n) for n in names if n.isdigit() and os.path.exists(folder / n / "statistic.json"))
+
+
+def tags(root):
+    try:
+        names = os.listdir(result_dir(root))
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if not n.startswith((".", "_")) and (result_dir(root) / n).is_dir())
+
+
+def iter_runs(root, tag_list=None):
+    """Yield (tag, id, folder) for every run, or for the runs of the tags given."""
+    for tag in tags(root) if tag_list is None else tag_list:
+        for id_ in run_ids(root, tag):
+            yield tag, id_, run_dir(root, tag, id_)
+
+
+def select(root, selectors):
+    """Expand ['tag', 'tag/3', ...] into [(tag, id), ...] in order, without duplicates.
+
+    A bare tag means all its runs. An unknown tag or id is an error (nothing is done).
+    """
+    chosen = []
+    for text in selectors:
+        tag, id_ = parse_selector(text)
+        ids = run_ids(root, tag)
+        if not ids:
+            raise UsageError(f"no runs of tag {tag!r} in {result_dir(root)}; `expls` lists the tags")
+        if id_ is not None and id_ not in ids:
+            raise UsageError(f"no run {tag}/{id_}; `expels {tag}` lists its ids")
+        for i in ids if id_ is None else [id_]:
+            if (tag, i) not in chosen:
+                chosen.append((tag, i))
+    return chosen
+
+
+def read_statistic(folder):
+    path = Path(folder) / "statistic.json"
+    try:
+        with open(path, "rb") as f:
+            stat = json.loads(f.read())
+    except FileNotFoundError:
+        raise BadRun(f"{path} is missing") from None
+    except (OSError, ValueError) as e:
+        raise BadRun(f"{path} is corrupt ({e})") from None
+    if not isinstance(stat, dict):
+        raise BadRun(f"{path} is corrupt (not a JSON object)")
+    return stat
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError, TypeError):
+        return True
+    try:  # a recycled pid belongs to some other program
+        with open(f"/proc/{int(pid)}/cmdline", "rb") as f:
+            return b"main.py" in f.read()
+    except OSError:
+        return True
+
+
+def status(stat):
+    """The run's status for listings: `dead` for a `running` run whose process is gone."""
+    state = stat.get("status", "?")
+    if state == "running":
+        host = (stat.get("host") or {}).get("hostname")
+        if host == socket.gethostname() and not _pid_alive(stat.get("pid")):
+            return "dead"
+    return state
