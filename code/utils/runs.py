@@ -136,3 +136,17 @@ def status(stat):
         if host == socket.gethostname() and not _pid_alive(stat.get("pid")):
             return "dead"
     return state
+
+
+def allocate_id(root, tag):
+    """Take the next free id of the tag: mkdir is atomic, so two runs started at once differ."""
+    folder = result_dir(root) / tag
+    folder.mkdir(parents=True, exist_ok=True)
+    taken = [int(n) for n in os.listdir(folder) if n.isdigit()]
+    id_ = max(taken, default=-1) + 1
+    while True:
+        try:
+            os.mkdir(folder / str(id_))
+            return id_
+        except FileExistsError:
+            id_ += 1

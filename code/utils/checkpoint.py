@@ -1,0 +1,77 @@
+"""Checkpoint files of a run: atomic writes, the epoch_last/epoch_best links, and pruning.
+
+Usage: save(folder, "epoch_3.pth", snap, best=True, keep=2)   # in the writer thread
+       path = newest(folder)                                   # what `con` resumes from
+
+A checkpoint is written to a temporary file in the same folder, fsync'd and renamed into
+place; only then does epoch_last.pth (a relative symlink) move to it. A kill at any instant
+leaves the previous complete checkpoint in place and linked, and a torn temporary file that
+nothing links to; the next save removes such leftovers.
+"""
+import os
+import re
+from pathlib import Path
+
+import torch
+
+from utils.atomic import link
+
+LAST, BEST = "epoch_last.pth", "epoch_best.pth"
+_NAME = re.compile(r"(epoch|step)_(\d+)\.pth")
+
+
+def save(folder, name, snap, best=False, keep=2):
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    tmp = folder / f".{name}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(snap, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # the previous checkpoint and its links stay as they were
+        raise
+    link(name, folder / LAST)
+    if best:
+        link(name, folder / BEST)
+    _fsync_dir(folder)
+    prune(folder, keep)
+
+
+def _fsync_dir(folder):
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _order(name):
+    """Checkpoints in training order: step_<global step>.pth and epoch_<n>.pth are told apart by mtime."""
+    return name.stat().st_mtime_ns
+
+
+def prune(folder, keep):
+    """Keep the newest `keep` checkpoints plus the targets of the links; remove leftovers."""
+    folder = Path(folder)
+    linked = {os.readlink(folder / n) for n in (LAST, BEST) if (folder / n).is_symlink()}
+    files = sorted((p for p in folder.iterdir() if _NAME.fullmatch(p.name)), key=_order)
+    for path in files[: max(len(files) - keep, 0)]:
+        if path.name not in linked:
+            path.unlink(missing_ok=True)
+    for path in folder.glob(".*.tmp"):
+        path.unlink(missing_ok=True)
+
+
+def newest(folder):
+    """The checkpoint epoch_last.pth points at, or None when the run has none."""
+    last = Path(folder) / LAST
+    return last.resolve() if last.is_symlink() and last.resolve().exists() else None
+
+
+def load(path):
+    # our own files, written by torch.save of plain containers, numpy RNG state included
+    return torch.load(path, map_location="cpu", weights_only=False)

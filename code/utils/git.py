@@ -1,0 +1,64 @@
+"""The few git questions the commands ask. Usage: head = git(root, "rev-parse", "HEAD")
+
+Arguments go to git as a list (never through a shell), and user-supplied names are passed
+after `--` or as full refs (refs/tags/<tag>), so they cannot be read as options.
+"""
+import subprocess
+
+from utils.cli import UsageError
+
+
+class GitError(Exception):
+    pass
+
+
+def git(root, *argv, check=True):
+    try:
+        out = subprocess.run(["git", "-C", str(root), *argv], capture_output=True, text=True)
+    except FileNotFoundError:
+        raise UsageError("git is not installed; run, con and rerun need it") from None
+    if check and out.returncode:
+        raise GitError(out.stderr.strip() or f"git {' '.join(argv)} failed")
+    return out.stdout.strip() if check else out
+
+
+def head(root):
+    """HEAD's commit; a clear error outside a repository or before the first commit."""
+    top = git(root, "rev-parse", "--show-toplevel", check=False)
+    if top.returncode:
+        raise UsageError(f"{root} is not a git repository: `git init && git add -A && git commit` first")
+    out = git(root, "rev-parse", "--verify", "-q", "HEAD^{commit}", check=False)
+    if out.returncode:
+        raise UsageError("the repository has no commit yet: commit your code first (`git commit`)")
+    return out.stdout.strip()
+
+
+def tag_commit(root, tag):
+    """The commit a tag marks, or None."""
+    out = git(root, "rev-parse", "--verify", "-q", f"refs/tags/{tag}^{{commit}}", check=False)
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def dirty(root):
+    """What `git status` shows as modified, staged, or untracked and not ignored."""
+    return git(root, "status", "--porcelain", "--untracked-files=all")
+
+
+def subject(root, commit):
+    return git(root, "log", "-1", "--format=%s", commit)
+
+
+def branch(root):
+    """The current branch, or None on a detached HEAD."""
+    out = git(root, "symbolic-ref", "-q", "--short", "HEAD", check=False)
+    return out.stdout.strip() or None
+
+
+def show(root, commit, path):
+    """A file's content at a commit, or None when it has no such file."""
+    out = git(root, "show", f"{commit}:{path}", check=False)
+    return out.stdout if out.returncode == 0 else None
+
+
+def valid_tag_name(root, tag):
+    return git(root, "check-ref-format", f"refs/tags/{tag}", check=False).returncode == 0

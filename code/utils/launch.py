@@ -1,0 +1,280 @@
+"""run, con and rerun: check everything, tag, take an id, then start code/main.py.
+
+Usage: run <tag> [-f] | con <tag>[/<id>] [-f] | rerun <tag>[/<id>] [-f]
+
+Every check (tag name, clean tree, tag marking HEAD, config importing, the seed file) comes
+before anything is created, so a refused command leaves no tag, no folder, no list line.
+The run itself is a child process (or torchrun, for several devices); its identity travels in
+EXPER_* variables. No torch is imported here: the child pays for it once.
+"""
+import importlib.util
+import os
+import secrets
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+
+from utils import git as g
+from utils.cli import UsageError, parser, project_root
+from utils.runs import allocate_id, check_tag, parse_selector, read_statistic, run_dir, run_ids, status
+from utils.statistic import run_record
+
+
+# --- checks shared by the three commands
+def _load_module(path, name):
+    spec = importlib.util.spec_from_file_location(f"_exper_{name}_{os.getpid()}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_config(code_dir):
+    """Import config.py from code_dir and check its values; a clear error when it cannot."""
+    path = Path(code_dir) / "config.py"
+    if not path.exists():
+        raise UsageError(f"{path} is missing")
+    sys.path.insert(0, str(code_dir))  # a config may import a module beside it
+    try:
+        config = _load_module(path, "config")
+    except BaseException as e:  # noqa: BLE001  (any failure of user code is reported, not raised)
+        where = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == str(path)]
+        line = f" (line {where[-1].lineno})" if where else ""
+        raise UsageError(f"code/config.py does not import{line}: {type(e).__name__}: {e}; fix it and commit") from None
+    finally:
+        sys.path.remove(str(code_dir))
+    problems = _load_module(Path(code_dir) / "args_process.py", "args_process").check(config)
+    if problems:
+        raise UsageError("code/config.py: " + "; ".join(problems))
+    return config
+
+
+def read_seed(text, where):
+    try:
+        return int((text or "").strip())
+    except ValueError:
+        raise UsageError(f"{where} must hold one whole number (the seed of -f), not {text.strip()[:40]!r}") from None
+
+
+def fresh_seed():
+    return secrets.randbelow(2**31)
+
+
+def require_clean(root):
+    changes = g.dirty(root)
+    if changes:
+        shown = ", ".join(line[3:] for line in changes.splitlines()[:5])
+        raise UsageError(f"the work tree has changes that would run without being recorded ({shown}); "
+                         "commit them (or add them to .gitignore) first")
+
+
+def checked_tag(root, tag):
+    check_tag(tag)
+    if not g.valid_tag_name(root, tag):
+        raise UsageError(f"{tag!r} is not a valid git tag name")
+    return tag
+
+
+def processes(config):
+    """How many training processes: one per visible GPU when several, else config.cpu_processes."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        gpus = len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    else:
+        try:
+            gpus = len(os.listdir("/proc/driver/nvidia/gpus"))
+        except OSError:
+            gpus = 0
+    return gpus if gpus > 1 else config.cpu_processes
+
+
+@contextmanager
+def tag_code(root, commit):
+    """The code of a commit: the project's own code/ when HEAD is that commit and the tree is
+    clean, else a temporary git worktree (removed afterwards; the user's tree is never touched)."""
+    if g.head(root) == commit and not g.dirty(root):
+        yield Path(root) / "code"
+        return
+    folder = tempfile.mkdtemp(prefix="exper-worktree-")
+    try:
+        g.git(root, "worktree", "add", "--detach", "--quiet", folder, commit)
+        yield Path(folder) / "code"
+    finally:
+        g.git(root, "worktree", "remove", "--force", folder, check=False)
+        shutil.rmtree(folder, ignore_errors=True)
+        g.git(root, "worktree", "prune", check=False)
+
+
+# --- starting the child
+def _forward(child):
+    def handler(signum, frame):
+        child.send_signal(signum)
+
+    return handler
+
+
+def launch(root, code_dir, config, env):
+    """Start main.py (under torchrun when several processes) and wait; returns its exit code."""
+    n = processes(config)
+    main = str(Path(code_dir) / "main.py")
+    if n > 1:
+        extra = shlex.split(os.environ.get("EXPER_TORCHRUN", "")) or ["--standalone"]
+        argv = [sys.executable, "-m", "torch.distributed.run", *extra, f"--nproc-per-node={n}", main]
+    else:
+        argv = [sys.executable, main]
+    child = subprocess.Popen(argv, env={**os.environ, "EXPER_ROOT": str(root), **env}, cwd=root)
+    previous = {s: signal.signal(s, _forward(child)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = child.wait()
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    after_child(env["EXPER_RUN_DIR"], code)
+    return code if code >= 0 else 128 - code
+
+
+def after_child(folder, code):
+    """A child that ended without saying so (a crash before training, a killed process group
+    under torchrun) leaves its record `running`: say what happened instead."""
+    try:
+        record = read_statistic(folder)
+    except Exception:  # noqa: BLE001
+        return
+    if record.get("status") != "running" or code == 0:
+        return
+    how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+    record["status"] = "crashed"
+    record["error"] = record.get("error") or f"the training process {how}; see its output above"
+    if record["sessions"]:
+        run_record.end_session(record, "crashed", record["error"])
+    run_record.write(folder, record)
+
+
+def new_run(root, tag, commit, seed, fixed, command, config):
+    """Take an id, write the run's first record, and return its folder and environment."""
+    id_ = allocate_id(root, tag)
+    folder = run_dir(root, tag, id_)
+    record = run_record.new_record(tag, id_, commit, g.subject(root, commit), seed, fixed, command,
+                                   run_record.hyperparameters(config))
+    record["branch"] = g.branch(root) if g.head(root) == commit else None
+    record["host"] = run_record.host_info()
+    run_record.write(folder, record)
+    return folder, run_env(folder, record)
+
+
+def run_env(folder, record, resume=False):
+    return {"EXPER_RUN_DIR": str(folder), "EXPER_TAG": record["tag"], "EXPER_ID": str(record["id"]),
+            "EXPER_SEED": str(record["seed"]), "EXPER_FIXED_SEED": "1" if record["fixed_seed"] else "0",
+            "EXPER_COMMIT": record["commit"] or "", "EXPER_SUBJECT": record["subject"] or "",
+            "EXPER_COMMAND": record["command"], "EXPER_RESUME": "1" if resume else "0"}
+
+
+# --- the commands
+def _parser(name, what, selector):
+    p = parser(name, what)
+    p.add_argument("tag", metavar="<tag>[/<id>]" if selector else "<tag>")
+    p.add_argument("-f", "--fix-seed", action="store_true", help="seed from code/seed (else a fresh seed)")
+    return p
+
+
+def run_main(argv):
+    a = _parser("run", "Tag HEAD, take the next id, train, and record everything in __result__/<tag>/<id>/.",
+                False).parse_args(argv)
+    root = project_root()
+    commit = g.head(root)
+    tag = checked_tag(root, a.tag)
+    require_clean(root)
+    marked = g.tag_commit(root, tag)
+    if marked and marked != commit:
+        raise UsageError(f"tag {tag!r} marks another commit ({marked[:10]}); choose a new tag, "
+                         f"or `git checkout {tag}` to run that code again")
+    config = load_config(Path(root) / "code")
+    seed = read_seed((Path(root) / "code" / "seed").read_text() if a.fix_seed else fresh_seed(), "code/seed")
+    if not marked:
+        g.git(root, "tag", "-a", "-m", f"exper run {tag}", f"{tag}", commit)
+    folder, env = new_run(root, tag, commit, seed, a.fix_seed, shlex.join(["run", *argv]), config)
+    print(f"run {tag}/{env['EXPER_ID']}: {folder}", flush=True)
+    return launch(root, Path(root) / "code", config, env)
+
+
+def _choose_unfinished(root, tag, id_):
+    ids = run_ids(root, tag)
+    if not ids:
+        raise UsageError(f"no runs of tag {tag!r}; `expls` lists the tags")
+    if id_ is not None and id_ not in ids:
+        raise UsageError(f"no run {tag}/{id_}; `expels {tag}` lists its ids")
+    candidates = [id_] if id_ is not None else sorted(ids, reverse=True)
+    for i in candidates:
+        record = read_statistic(run_dir(root, tag, i))
+        state = status(record)
+        if state == "finished":
+            if id_ is not None:
+                raise UsageError(f"{tag}/{i} is finished: nothing to continue (`rerun {tag}/{i}` runs it again)")
+            continue
+        if state == "running":
+            raise UsageError(f"{tag}/{i} is still running (pid {record.get('pid')}); stop it first")
+        return i, record
+    raise UsageError(f"every run of {tag!r} is finished: nothing to continue")
+
+
+def continue_main(argv):
+    a = _parser("con", "Resume an unfinished run from its last checkpoint, with the tag's code and the run's own seed.",
+                True).parse_args(argv)
+    root = project_root()
+    tag, id_ = parse_selector(a.tag)
+    id_, record = _choose_unfinished(root, tag, id_)
+    folder = run_dir(root, tag, id_)
+    if not (folder / "checkpoint" / "epoch_last.pth").exists():
+        raise UsageError(f"{tag}/{id_} has no checkpoint to continue from; `rerun {tag}` starts it afresh")
+    g.head(root)
+    marked = g.tag_commit(root, tag)
+    if marked is None:
+        raise UsageError(f"there is no git tag {tag!r}: con runs the tag's code")
+    if marked != record.get("commit"):
+        raise UsageError(f"tag {tag!r} now marks {marked[:10]}, but {tag}/{id_} ran {str(record.get('commit'))[:10]}; "
+                         "con would mix two versions of the code")
+    with tag_code(root, marked) as code_dir:
+        config = load_config(code_dir)
+        now = run_record.hyperparameters(config)
+        if now != record.get("hyperparameters"):
+            changed = sorted(k for k in now.keys() | record["hyperparameters"].keys()
+                             if now.get(k) != record["hyperparameters"].get(k))
+            raise UsageError(f"the tag's config differs from the one {tag}/{id_} ran with ({', '.join(changed[:5])}); "
+                             "con would not be exact")
+        print(f"con {tag}/{id_}: {folder}", flush=True)
+        return launch(root, code_dir, config, run_env(folder, record, resume=True))
+
+
+def rerun_main(argv):
+    a = _parser("rerun", "Run the tag's code again under a new id; then say whether it reproduced the earlier runs.",
+                True).parse_args(argv)
+    root = project_root()
+    tag, id_ = parse_selector(a.tag)
+    g.head(root)
+    commit = g.tag_commit(root, tag)
+    if commit is None:
+        raise UsageError(f"there is no git tag {tag!r}; `run {tag}` creates it")
+    if id_ is not None:
+        if id_ not in run_ids(root, tag):
+            raise UsageError(f"no run {tag}/{id_}; `expels {tag}` lists its ids")
+        earlier = read_statistic(run_dir(root, tag, id_))
+        seed, fixed = earlier["seed"], earlier["fixed_seed"]
+    elif a.fix_seed:
+        seed, fixed = read_seed(g.show(root, commit, "code/seed"), f"code/seed at {tag}"), True
+    else:
+        seed, fixed = fresh_seed(), False
+    with tag_code(root, commit) as code_dir:
+        config = load_config(code_dir)
+        folder, env = new_run(root, tag, commit, seed, fixed, shlex.join(["rerun", *argv]), config)
+        print(f"rerun {tag}/{env['EXPER_ID']} (seed {seed}): {folder}", flush=True)
+        code = launch(root, code_dir, config, env)
+    if code == 0:
+        from utils.verdict import verdict
+
+        print(verdict(root, tag, int(env["EXPER_ID"])))
+    return code

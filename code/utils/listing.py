@@ -1,0 +1,91 @@
+"""expls and expels: what has been run. Usage: expls | expels <tag>
+
+Both read __result__ alone (no git, no torch). A run still marked `running` whose process is
+gone shows as `dead`.
+"""
+from collections import Counter
+
+from tabulate import tabulate
+
+from utils.cli import UsageError, parser, project_root, warn
+from utils.runs import BadRun, iter_runs, parse_selector, read_statistic, run_ids, status, tags
+
+HEADLINE = ("train/loss",)  # besides every test/ metric and the best one
+
+
+def _date(iso):
+    return iso[:16].replace("T", " ") if iso else ""
+
+
+def _duration(seconds):
+    if seconds is None:
+        return ""
+    minutes, s = divmod(int(seconds), 60)
+    h, m = divmod(minutes, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def expls_main(argv):
+    parser("expls", "One row per tag: its runs by status, commit, date, commit subject.").parse_args(argv)
+    root = project_root()
+    rows = []
+    for tag in tags(root):
+        counts, newest = Counter(), None
+        for _, id_, folder in iter_runs(root, [tag]):
+            try:
+                record = read_statistic(folder)
+            except BadRun as e:
+                warn(f"skipped: {e}")
+                continue
+            counts[status(record)] += 1
+            newest = record
+        if newest is None:
+            continue
+        runs = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        rows.append([tag, runs, (newest.get("commit") or "")[:10], _date(newest.get("started")),
+                     newest.get("subject") or ""])
+    if not rows:
+        print("no runs yet: `run <tag> -f` starts one")
+        return 0
+    print(tabulate(rows, ["tag", "runs", "commit", "last start", "subject"], tablefmt="simple"))
+    return 0
+
+
+def _headline_keys(records):
+    keys = []
+    for record in records:
+        for key in record.get("metrics", {}):
+            if (key.startswith("test/") or key.endswith("_best") or key in HEADLINE) and key not in keys:
+                keys.append(key)
+    return keys
+
+
+def _number(value):
+    return f"{value:.4f}" if isinstance(value, float) else ("" if value is None else str(value))
+
+
+def expels_main(argv):
+    p = parser("expels", "One row per run of a tag: status, seed, start, duration, epochs, headline metrics.")
+    p.add_argument("tag", metavar="<tag>")
+    a = p.parse_args(argv)
+    root = project_root()
+    tag, _ = parse_selector(a.tag)
+    if not run_ids(root, tag):
+        raise UsageError(f"no runs of tag {tag!r}; `expls` lists the tags")
+    records = []
+    for _, id_, folder in iter_runs(root, [tag]):
+        try:
+            records.append((id_, read_statistic(folder)))
+        except BadRun as e:
+            warn(f"skipped: {e}")
+    keys = _headline_keys(r for _, r in records)
+    rows = []
+    for id_, r in records:
+        m = r.get("metrics", {})
+        epochs = m.get("epoch", "")
+        total = (r.get("hyperparameters") or {}).get("epochs")
+        rows.append([id_, status(r), r.get("seed"), _date(r.get("started")), _duration(r.get("duration_s")),
+                     f"{epochs}/{total}" if total else epochs, *(_number(m.get(k)) for k in keys)])
+    print(tabulate(rows, ["id", "status", "seed", "start", "duration", "epochs", *keys], tablefmt="simple",
+                   disable_numparse=True))
+    return 0

@@ -1,0 +1,70 @@
+"""metrics.csv: one row per epoch (and per logged step), columns epoch, step, then the metrics.
+
+Usage: table = MetricsFile(path, resume_step=None); table.append([{"epoch": 0, "step": 10, "train/loss_step": 0.5}])
+
+Rows are appended in one write() each batch, so a kill leaves at most a torn last line; a
+resumed run keeps only whole rows up to its checkpoint's step (rewritten atomically), so no
+step appears twice. A metric first seen later widens the header (the file is rewritten once).
+"""
+import csv
+import io
+import os
+
+from utils.atomic import write_text
+
+FIRST = ["epoch", "step"]
+
+
+def _format(value):
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+class MetricsFile:
+    def __init__(self, path, resume_step=None):
+        self.path = path
+        self.columns = list(FIRST)
+        if resume_step is not None and os.path.exists(path):
+            self._truncate(resume_step)
+        elif os.path.exists(path):
+            os.unlink(path)
+
+    def _read(self):
+        with open(self.path, newline="") as f:
+            text = f.read()
+        if not text.endswith("\n"):  # a torn last line from a kill
+            text = text[: text.rfind("\n") + 1]
+        rows = list(csv.DictReader(io.StringIO(text)))
+        with open(self.path, newline="") as f:
+            header = next(csv.reader(f), FIRST)
+        return header, rows
+
+    def _truncate(self, resume_step):
+        header, rows = self._read()
+        self.columns = header
+        kept = [r for r in rows if r.get("step", "").isdigit() and int(r["step"]) <= resume_step]
+        self._rewrite(kept)
+
+    def _rewrite(self, rows):
+        out = io.StringIO()
+        writer = csv.DictWriter(out, self.columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text(self.path, out.getvalue())
+
+    def append(self, rows):
+        new = [k for row in rows for k in row if k not in self.columns]
+        if new or not os.path.exists(self.path):
+            old = self._read()[1] if os.path.exists(self.path) else []
+            self.columns += list(dict.fromkeys(new))
+            self._rewrite(old)
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows([_format(row.get(c)) for c in self.columns] for row in rows)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, out.getvalue().encode())
+        finally:
+            os.close(fd)

@@ -1,0 +1,252 @@
+"""Everything a run records, kept off the training loop's path. Used by main.py:
+
+    rec = Recorder(args, hparams)               # folder, log, statistic.json (running), signals
+    rec.start(progress, epoch_values)           # a new session; TensorBoard file (purged on resume)
+    rec.step(loss, correct, count, lr)          # per step: an append of device tensors, nothing more
+    rec.epoch_end(metrics) / rec.checkpoint(snapshot, name) / rec.finish(metrics, sha)
+
+Per-step values stay on the device; every `log_every_steps` they are read back in one transfer
+(reduced across processes under torchrun), and the rows go to metrics.csv and TensorBoard from
+the writer thread. Only rank 0 writes files; every rank calls the same methods.
+"""
+import logging
+import os
+import signal
+import sys
+import time
+import traceback
+
+from tqdm import tqdm
+
+import torch
+
+from utils import checkpoint
+from utils.atomic import append_line
+from utils.background import Background
+from utils.metrics_file import MetricsFile
+from utils.runs import STATISTIC, read_statistic
+from utils.statistic import run_record
+
+log = logging.getLogger(__name__)
+
+
+class Stop(Exception):
+    """Raised at a step boundary after SIGINT/SIGTERM: main.py saves a checkpoint and exits."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class NonFinite(Exception):
+    """The loss became NaN or infinite (with config.stop_on_nan)."""
+
+
+class Tee:
+    """stdout to the terminal and to the run's log, line by line."""
+
+    def __init__(self, stream, path):
+        self.stream, self.file = stream, open(path, "a", buffering=1)
+
+    def write(self, text):
+        self.stream.write(text)
+        self.file.write(text)
+        return len(text)
+
+    def flush(self):
+        self.stream.flush()
+        self.file.flush()
+
+    def isatty(self):
+        return self.stream.isatty()
+
+    def fileno(self):
+        return self.stream.fileno()
+
+
+def setup_logging(args):
+    """Rank 0 logs to stdout (which the log file tees); other ranks only say warnings."""
+    if args.rank == 0 and args.run_dir:
+        sys.stdout = Tee(sys.stdout, os.path.join(args.run_dir, "log"))
+    logging.basicConfig(stream=sys.stdout, format="%(asctime)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S",
+                        level=logging.INFO if args.rank == 0 else logging.WARNING, force=True)
+
+
+class Recorder:
+    def __init__(self, args, hparams):
+        self.args, self.hparams = args, hparams
+        self.writes = args.rank == 0
+        self.stop_signal = None
+        self.epoch_values = []  # (loss, correct, count) of each step of this epoch, on the device
+        self.logged = 0  # how many of them are already in metrics.csv
+        self.events = self.table = None
+        self.bg = Background() if self.writes else None
+        self.record = self._load_or_new_record()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._on_signal)
+
+    # --- statistic.json
+    def _load_or_new_record(self):
+        a = self.args
+        if not self.writes:
+            return None
+        if a.resume:
+            return read_statistic(a.run_dir)
+        return run_record.new_record(a.tag, a.id, a.commit, a.subject, a.seed, a.fixed_seed, a.command, self.hparams)
+
+    def _write_record(self, now=False):
+        if self.writes:
+            snapshot = dict(self.record, metrics=dict(self.record["metrics"]))
+            if now:
+                self.bg.wait()
+                run_record.write(self.args.run_dir, snapshot)
+            else:
+                self.bg.submit(run_record.write, self.args.run_dir, snapshot)
+
+    def _on_signal(self, signum, frame):
+        # the same signal may arrive twice at once (from the terminal and from the launcher);
+        # a second one later than that is a user who does not want to wait
+        if self.stop_signal is not None and time.monotonic() - self.stop_time > 1:
+            raise KeyboardInterrupt
+        if self.stop_signal is not None:
+            return
+        self.stop_signal, self.stop_time = signum, time.monotonic()
+        log.info("%s received: stopping after this step with a checkpoint", signal.Signals(signum).name)
+
+    # --- sessions
+    def start(self, progress, saved=None, model=None, example=None):
+        """A new session; `saved` is the checkpoint a resumed run continues from."""
+        a = self.args
+        if saved is not None:
+            device = a.device
+            self.epoch_values = [(v[0].to(device), v[1].to(device), v[2]) for v in saved["epoch_values"]]
+            self.logged = saved["logged"]
+        if not self.writes:
+            return
+        host = run_record.host_info(torch, a.world_size, a.devices)
+        run_record.start_session(self.record, host, progress["epoch"], progress["step"])
+        self._write_record(now=True)
+        if a.resume:
+            print(f"----- continued from epoch {progress['epoch']} step {progress['step']} "
+                  f"({self.record['sessions'][-1]['started']}) -----", flush=True)
+        from utils.tb import EventWriter
+
+        self.table = MetricsFile(os.path.join(a.run_dir, "metrics.csv"), progress["step"] if a.resume else None)
+        self.events = EventWriter(os.path.join(a.run_dir, "tensorboard"), purge_step=progress["step"] if a.resume else None)
+        self.bg.submit(self.events.hparams, self.hparams, [a.best_metric, "test/acc", "test/loss"])
+        if model is not None and not a.resume:
+            self.bg.submit(self.events.graph, model, example)
+
+    def progress_bar(self, loader, epoch):
+        """tqdm on stderr (never in the log), rank 0 only, off when stderr is not a terminal."""
+        off = not self.args.progress_bar or not self.writes
+        return tqdm(loader, desc=f"epoch {epoch + 1}/{self.args.epochs}", file=sys.stderr, leave=False,
+                    disable=True if off else None, dynamic_ncols=True, mininterval=0.5)
+
+    # --- per step
+    def step(self, loss, correct, count, lr, progress):
+        self.epoch_values.append((loss, correct, count))
+        every = self.args.log_every_steps
+        if every and len(self.epoch_values) - self.logged >= every:
+            self._log_steps(progress, lr)
+        if self.stop_signal is not None:
+            raise Stop(self.stop_signal)
+
+    def _reduce(self, tensor):
+        if self.args.world_size > 1:
+            torch.distributed.all_reduce(tensor)
+        return tensor
+
+    def _sums(self, values):
+        """(sum of loss*count, correct, count) over the given steps, global across processes."""
+        losses = torch.stack([v[0].float() * v[2] for v in values]).sum()
+        correct = torch.stack([v[1] for v in values]).sum().float()
+        count = torch.tensor(float(sum(v[2] for v in values)), device=losses.device)
+        return self._reduce(torch.stack([losses, correct, count])).tolist()
+
+    def _check_finite(self, values, progress):
+        if self.args.stop_on_nan:
+            finite = torch.isfinite(torch.stack([v[0] for v in values])).tolist()
+            if not all(finite):
+                step = progress["step"] - len(values) + finite.index(False) + 1
+                raise NonFinite(f"the loss is not finite at step {step} (epoch {progress['epoch']})")
+
+    def _log_steps(self, progress, lr):
+        values = self.epoch_values[self.logged:]
+        self._check_finite(values, progress)
+        loss, correct, count = self._sums(values)
+        self.logged = len(self.epoch_values)
+        row = {"epoch": progress["epoch"], "step": progress["step"],
+               "train/loss_step": loss / count, "train/acc_step": correct / count, "lr": lr}
+        self._rows([row])
+
+    def _rows(self, rows):
+        if self.writes:
+            self.bg.submit(self._write_rows, rows)
+
+    def _write_rows(self, rows):
+        self.table.append(rows)
+        for row in rows:
+            self.events.scalars(row["step"], {k: v for k, v in row.items() if k != "step" and v is not None})
+        self.events.flush()
+
+    # --- epochs, checkpoints, the end
+    def epoch_train_metrics(self, progress):
+        """train/loss and train/acc of the epoch just ended (the partial interval is logged too)."""
+        if self.logged < len(self.epoch_values):
+            self._check_finite(self.epoch_values[self.logged:], progress)
+        if not self.epoch_values:
+            return {}
+        loss, correct, count = self._sums(self.epoch_values)
+        self.epoch_values, self.logged = [], 0
+        return {"train/loss": loss / count, "train/acc": correct / count}
+
+    def epoch_end(self, metrics):
+        self._rows([metrics])
+        if self.writes:
+            self.record["metrics"].update(metrics)
+            self._write_record()
+
+    def checkpoint_state(self):
+        return {"epoch_values": list(self.epoch_values), "logged": self.logged, "config": self.hparams,
+                "commit": self.args.commit, "seed": self.args.seed}
+
+    def checkpoint(self, snap, name, best=False):
+        """Write a snapshot in the background; a second save first waits for the first."""
+        if self.writes:
+            self.bg.wait()
+            path = os.path.join(self.args.run_dir, "checkpoint")
+            self.bg.submit(checkpoint.save, path, name, snap, best, self.args.keep_checkpoints)
+
+    def finish(self, metrics, sha):
+        if self.writes:
+            self.record["metrics"].update(metrics)
+            self.record["weights_sha256"] = sha
+            self._end("finished")
+            if not self.args.tag.startswith("_"):  # scratch runs are never listed
+                finished = os.path.join(self.args.root, STATISTIC, "exper-list", "finished.txt")
+                append_line(finished, f"{self.args.tag}/{self.args.id}")
+
+    def interrupted(self, signum):
+        self._end("interrupted", f"stopped by {signal.Signals(signum).name}; `con {self.args.tag}/{self.args.id}` resumes")
+
+    def crashed(self, error):
+        if self.writes:
+            lines = traceback.format_exception(error)
+            log.error("".join(lines).rstrip())
+            self._end("crashed", "".join(lines[-3:]).strip() if not isinstance(error, NonFinite) else str(error))
+
+    def _end(self, status, error=None):
+        if not self.writes:
+            return
+        try:
+            self.bg.wait()
+        except Exception as e:  # noqa: BLE001  (a failed write is reported, the status still lands)
+            error = f"{error}; {type(e).__name__}: {e}" if error else f"{type(e).__name__}: {e}"
+            status = "crashed"
+        if self.events is not None:
+            self.events.hparams_end(status)
+            self.events.close()
+        run_record.end_session(self.record, status, error)
+        run_record.write(self.args.run_dir, self.record)
+        self.bg.close()

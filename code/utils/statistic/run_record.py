@@ -1,0 +1,121 @@
+"""statistic.json: the record of one run (DESIGN.md, schema 1). No torch here.
+
+Usage: record = new_record(...); start_session(record, ...); write(folder, record); end_session(record, "finished")
+"""
+import getpass
+import os
+import platform
+import socket
+import sys
+from datetime import datetime, timezone
+
+from utils.atomic import write_json
+
+SCHEMA = 1
+PLAIN = (type(None), bool, int, float, str)
+
+
+def now():
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="milliseconds")
+
+
+def _plain(value):
+    if isinstance(value, PLAIN):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
+
+
+def _flatten(prefix, value, out):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _flatten(f"{prefix}.{key}", item, out)
+    elif isinstance(value, tuple):
+        out[prefix] = list(value)
+    else:
+        out[prefix] = value
+
+
+def hyperparameters(module):
+    """Every public name of the config module whose value is plain data, dicts flattened with dots."""
+    out = {}
+    for name, value in vars(module).items():
+        if not name.startswith("_") and _plain(value):
+            _flatten(name, value, out)
+    return out
+
+
+def host_info(torch=None, world_size=1, devices=()):
+    """The machine of the newest session; torch is passed in by the training process."""
+    cuda = torch.version.cuda if torch is not None else None
+    try:
+        memory_gb = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError):
+        memory_gb = 0
+    return {
+        "hostname": socket.gethostname(),
+        "user": getpass.getuser(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__ if torch is not None else "",
+        "cuda": cuda,
+        "gpus": list(devices),
+        "cpu": _cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "memory_gb": memory_gb,
+        "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "world_size": world_size,
+    }
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def new_record(tag, id_, commit, subject, seed, fixed_seed, command, hparams):
+    return {
+        "schema": SCHEMA,
+        "tag": tag, "id": id_,
+        "status": "running",
+        "commit": commit, "subject": subject,
+        "seed": seed, "fixed_seed": fixed_seed,
+        "command": command, "pid": os.getpid(),
+        "started": None, "ended": None, "duration_s": None,
+        "sessions": [],
+        "host": {},
+        "hyperparameters": hparams,
+        "metrics": {},
+        "weights_sha256": None,
+        "error": None,
+    }
+
+
+def start_session(record, host, from_epoch, from_step, argv=None):
+    started = now()
+    record.update(status="running", pid=os.getpid(), host=host, ended=None, error=None)
+    record["started"] = record["started"] or started
+    record["sessions"].append({"started": started, "ended": None, "from_epoch": from_epoch,
+                               "from_step": from_step, "argv": list(sys.argv if argv is None else argv)})
+
+
+def end_session(record, status, error=None):
+    ended = now()
+    record.update(status=status, ended=ended, error=error)
+    record["sessions"][-1]["ended"] = ended
+    record["duration_s"] = round(sum(
+        (datetime.fromisoformat(s["ended"]) - datetime.fromisoformat(s["started"])).total_seconds()
+        for s in record["sessions"] if s["ended"]), 3)
+
+
+def write(folder, record):
+    write_json(os.path.join(folder, "statistic.json"), record)
