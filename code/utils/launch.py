@@ -194,7 +194,7 @@ def run_main(argv):
         raise UsageError(f"tag {tag!r} marks another commit ({marked[:10]}); choose a new tag, "
                          f"or `git checkout {tag}` to run that code again")
     config = load_config(Path(root) / "code")
-    seed = read_seed((Path(root) / "code" / "seed").read_text() if a.fix_seed else fresh_seed(), "code/seed")
+    seed = read_seed((Path(root) / "code" / "seed").read_text(), "code/seed") if a.fix_seed else fresh_seed()
     if not marked:
         g.git(root, "tag", "-a", "-m", f"exper run {tag}", f"{tag}", commit)
     folder, env = new_run(root, tag, commit, seed, a.fix_seed, shlex.join(["run", *argv]), config)

@@ -9,6 +9,7 @@ Per-step values stay on the device; every `log_every_steps` they are read back i
 (reduced across processes under torchrun), and the rows go to metrics.csv and TensorBoard from
 the writer thread. Only rank 0 writes files; every rank calls the same methods.
 """
+import copy
 import logging
 import os
 import signal
@@ -135,7 +136,10 @@ class Recorder:
         self.events = EventWriter(os.path.join(a.run_dir, "tensorboard"), purge_step=progress["step"] if a.resume else None)
         self.bg.submit(self.events.hparams, self.hparams, [a.best_metric, "test/acc", "test/loss"])
         if model is not None and not a.resume:
-            self.bg.submit(self.events.graph, model, example)
+            # trace a copy in eval mode with the RNG set aside: tracing must not touch the
+            # model's BatchNorm statistics nor draw random numbers the training would draw
+            with torch.random.fork_rng(devices=[]):
+                self.events.graph(copy.deepcopy(model).eval(), example)
 
     def progress_bar(self, loader, epoch):
         """tqdm on stderr (never in the log), rank 0 only, off when stderr is not a terminal."""
