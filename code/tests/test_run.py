@@ -61,7 +61,8 @@ def test_run_records_everything(project):
     epochs = [r for r in table if r["val/acc"]]
     assert [r["epoch"] for r in epochs] == ["1", "2"]
     steps = [(r["step"], bool(r["val/acc"])) for r in table]
-    assert len(steps) == len(set(steps)) and [int(r["step"]) for r in table] == sorted(int(r["step"]) for r in table)
+    assert len(steps) == len(set(steps))
+    assert [int(r["step"]) for r in table] == sorted(int(r["step"]) for r in table)
     assert float(epochs[-1]["val/acc"]) == pytest.approx(m["val/acc"])
 
     log = (folder / "log").read_text()
@@ -115,7 +116,8 @@ def test_sigint_then_con_is_exact(project):
     assert "----- continued from epoch" in (project / "__result__/cut/0/log").read_text()
     keys = [(r["step"], bool(r["val/acc"])) for r in rows(project, "cut", 0)]
     assert len(keys) == len(set(keys))
-    assert [r["train/loss_step"] for r in rows(project, "cut", 0)] == [r["train/loss_step"] for r in rows(project, "whole", 0)]
+    loss_steps = [r["train/loss_step"] for r in rows(project, "cut", 0)]
+    assert loss_steps == [r["train/loss_step"] for r in rows(project, "whole", 0)]
 
 
 def test_sigterm_interrupts(project):

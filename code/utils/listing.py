@@ -31,7 +31,7 @@ def expls_main(argv):
     rows = []
     for tag in tags(root):
         counts, newest = Counter(), None
-        for _, id_, folder in iter_runs(root, [tag]):
+        for _, _, folder in iter_runs(root, [tag]):
             try:
                 record = read_statistic(folder)
             except BadRun as e:

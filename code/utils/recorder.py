@@ -17,9 +17,8 @@ import sys
 import time
 import traceback
 
-from tqdm import tqdm
-
 import torch
+from tqdm import tqdm
 
 from utils import checkpoint
 from utils.atomic import append_line
@@ -133,7 +132,8 @@ class Recorder:
         from utils.tb import EventWriter
 
         self.table = MetricsFile(os.path.join(a.run_dir, "metrics.csv"), progress["step"] if a.resume else None)
-        self.events = EventWriter(os.path.join(a.run_dir, "tensorboard"), purge_step=progress["step"] if a.resume else None)
+        purge = progress["step"] if a.resume else None  # drop what the killed session wrote after its checkpoint
+        self.events = EventWriter(os.path.join(a.run_dir, "tensorboard"), purge_step=purge)
         self.bg.submit(self.events.hparams, self.hparams, [a.best_metric, "test/acc", "test/loss"])
         if model is not None and not a.resume:
             # trace a copy in eval mode with the RNG set aside: tracing must not touch the
@@ -232,7 +232,8 @@ class Recorder:
                 append_line(finished, f"{self.args.tag}/{self.args.id}")
 
     def interrupted(self, signum):
-        self._end("interrupted", f"stopped by {signal.Signals(signum).name}; `con {self.args.tag}/{self.args.id}` resumes")
+        name = signal.Signals(signum).name
+        self._end("interrupted", f"stopped by {name}; `con {self.args.tag}/{self.args.id}` resumes")
 
     def crashed(self, error):
         if self.writes:
