@@ -133,8 +133,8 @@ def test_sigterm_interrupts(project):
 
 def test_exception_marks_crashed(project):
     path = project / "code" / "epoch.py"
-    path.write_text(path.read_text().replace("        scheduler.step()\n",
-                                             "        scheduler.step()\n        raise RuntimeError('boom in the loss')\n"))
+    broken = "        scheduler.step()\n        raise RuntimeError('boom in the loss')\n"
+    path.write_text(path.read_text().replace("        scheduler.step()\n", broken))
     commit(project, "break the loop")
     result = sh(project, "run broken -f")
     assert result.returncode != 0
