@@ -15,12 +15,14 @@ from pathlib import Path
 
 import json5
 import pytest
+
 from conftest import sh
 
 CODE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(CODE))
 
 from exper import main as exper  # noqa: E402  (needs code/ on the path first)
+
 from utils.atomic import append_line  # noqa: E402
 from utils.statistic import group as group_module  # noqa: E402
 from utils.statistic.columns import headers  # noqa: E402
@@ -187,7 +189,8 @@ def test_title_is_the_union_of_keys_meta_then_hyperparameters_then_metrics(root,
             "hyperparameters/optim.momentum", "hyperparameters/depth", "metrics/train/loss", "metrics/val/acc"]
     text = title_file(root).read_text()
     assert json5.loads(text) == keys
-    assert [line.strip() for line in text.splitlines() if line.strip().startswith('"')] == [f"{json.dumps(k)}," for k in keys]
+    key_lines = [line.strip() for line in text.splitlines() if line.strip().startswith('"')]
+    assert key_lines == [f"{json.dumps(k)}," for k in keys]  # one key per line, each with its comma
 
 
 def test_title_regeneration_keeps_comments_and_order_and_appends_new_keys(root, capsys):
@@ -435,7 +438,8 @@ def test_terminal_shows_100_rows_then_says_how_many_more(root, capsys):
     code, out, _ = run(capsys, "table")
     assert code == 0
     assert len(data_lines(out)) == 100
-    assert out.splitlines()[-1] == "... 30 more rows in __statistic__/table/record.csv (`table record --all` prints every row)"
+    assert out.splitlines()[-1] == ("... 30 more rows in __statistic__/table/record.csv "
+                                    "(`table record --all` prints every row)")
     assert len(read_csv(root)) == 131
     code, out, _ = run(capsys, "table", "--all")
     assert len(data_lines(out)) == 130 and "more rows" not in out

@@ -52,8 +52,8 @@ def group(rows, aggregate):
         by_tag.setdefault(row[0], []).append(row)
     grouped = []
     for tag, members in by_tag.items():
-        columns = list(zip(*(row[2:] for row in members)))
-        grouped.append([tag, len(members)] + [_summary(c, a) for c, a in zip(columns, aggregate)])
+        columns = list(zip(*(row[2:] for row in members), strict=True))
+        grouped.append([tag, len(members)] + [_summary(c, a) for c, a in zip(columns, aggregate, strict=True)])
     return grouped
 
 

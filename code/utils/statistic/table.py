@@ -1,4 +1,4 @@
-"""Build and print the table of a list. Usage: table [NAME] [-w COND ...] [-s COLUMN [--desc]] [-g] [-e] [--format FMT] [-a]
+"""Save and print a list's table. Usage: table [NAME] [-w COND ...] [-s COL [--desc]] [-g] [-e] [--format FMT] [-a]
 
 One row per run of list NAME (__statistic__/exper-list/NAME.txt): tag, id, then the columns of
 title NAME (__statistic__/title/NAME.json, made if missing). Writes every row to
@@ -33,7 +33,8 @@ FORMATS = {"markdown": "github"}  # aliases of tabulate's format names
 
 def build_parser():
     p = parser("table", __doc__.partition("\n\n")[2])
-    p.add_argument("name", nargs="?", default=DEFAULT, metavar="NAME", help=f"the list, title and table (default: {DEFAULT})")
+    p.add_argument("name", nargs="?", default=DEFAULT, metavar="NAME",
+                   help=f"the list, title and table (default: {DEFAULT})")
     p.add_argument("-w", "--where", action="append", default=[], metavar="COND",
                    help="keep runs where COND holds: <column><op><value>, op one of = != < <= > >= "
                         "(as in 'lr<0.01', status=finished); repeat to require several")
@@ -96,12 +97,12 @@ def csv_text(header, rows, aggregate):
         writer.writerows(rows)
         return out.getvalue()
     head = []
-    for h, a in zip(header, aggregate):
+    for h, a in zip(header, aggregate, strict=True):
         head += [h, f"{h} std", f"{h} n"] if a else [h]
     writer.writerow(head)
     for row in rows:
         line = []
-        for cell, a in zip(row, aggregate):
+        for cell, a in zip(row, aggregate, strict=True):
             if not a:
                 line.append(cell)
             elif isinstance(cell, Mean):
@@ -126,7 +127,7 @@ def print_table(header, rows, fmt, grouped):
 
     lines = [[display(c, row[1] if grouped else None) for c in row] for row in rows]
     numeric = [all(isinstance(c, Mean) or number(c) is not None for c in column if c is not None and c != "")
-               for column in zip(*rows)] or [False] * len(header)
+               for column in zip(*rows, strict=True)] or [False] * len(header)
     align = ["right" if n else "left" for n in numeric]
     print(tabulate(lines, headers=header, tablefmt=FORMATS.get(fmt, fmt), disable_numparse=True, colalign=align))
 

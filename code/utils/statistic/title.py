@@ -50,7 +50,7 @@ def keys_of(stats):
 
 def check_key(key, where):
     if not isinstance(key, str) or not key.strip() or key.startswith("/") or key.endswith("/"):
-        raise UsageError(f"{where}: {json.dumps(key)} is not a key such as \"metrics/val/acc\"; fix or delete that line")
+        raise UsageError(f'{where}: {json.dumps(key)} is not a key such as "metrics/val/acc"; fix or delete that line')
     return key
 
 
@@ -102,7 +102,8 @@ def parse_title(text, where):
         raise UsageError(f"{where}: not a JSON list of keys; fix it, or delete the file and run `title` again")
     for key in keys:
         check_key(key, f"{where}:{bad_line}")
-    hidden = [json.loads(m.group(1)) for m in map(_COMMENTED_KEY_LINE.fullmatch, map(str.strip, text.splitlines())) if m]
+    commented = (_COMMENTED_KEY_LINE.fullmatch(line.strip()) for line in text.splitlines())
+    hidden = [json.loads(m.group(1)) for m in commented if m]
     keys = list(dict.fromkeys(keys))
     return Title(keys, [k for k in dict.fromkeys(hidden) if k not in keys])
 
