@@ -132,7 +132,8 @@ class Recorder:
         from utils.tb import EventWriter
 
         self.table = MetricsFile(os.path.join(a.run_dir, "metrics.csv"), progress["step"] if a.resume else None)
-        purge = progress["step"] if a.resume else None  # drop what the killed session wrote after its checkpoint
+        # drop what the stopped session wrote after its checkpoint; rows at the checkpoint's step stay
+        purge = progress["step"] + 1 if a.resume else None
         self.events = EventWriter(os.path.join(a.run_dir, "tensorboard"), purge_step=purge)
         self.bg.submit(self.events.hparams, self.hparams, [a.best_metric, "test/acc", "test/loss"])
         if model is not None and not a.resume:
