@@ -86,18 +86,19 @@ def select(root, selectors):
 
     A bare tag means all its runs. An unknown tag or id is an error (nothing is done).
     """
-    chosen = []
+    chosen, ids_of = {}, {}  # a dict keeps the order; tags are listed once however often named
     for text in selectors:
         tag, id_ = parse_selector(text)
-        ids = run_ids(root, tag)
+        if tag not in ids_of:
+            ids_of[tag] = run_ids(root, tag)
+        ids = ids_of[tag]
         if not ids:
             raise UsageError(f"no runs of tag {tag!r} in {result_dir(root)}; `expls` lists the tags")
         if id_ is not None and id_ not in ids:
             raise UsageError(f"no run {tag}/{id_}; `expels {tag}` lists its ids")
         for i in ids if id_ is None else [id_]:
-            if (tag, i) not in chosen:
-                chosen.append((tag, i))
-    return chosen
+            chosen.setdefault((tag, i), None)
+    return list(chosen)
 
 
 def read_statistic(folder):
