@@ -90,13 +90,13 @@ def select(root, selectors):
     for text in selectors:
         tag, id_ = parse_selector(text)
         if tag not in ids_of:
-            ids_of[tag] = run_ids(root, tag)
+            ids_of[tag] = set(run_ids(root, tag))
         ids = ids_of[tag]
         if not ids:
             raise UsageError(f"no runs of tag {tag!r} in {result_dir(root)}; `expls` lists the tags")
         if id_ is not None and id_ not in ids:
             raise UsageError(f"no run {tag}/{id_}; `expels {tag}` lists its ids")
-        for i in ids if id_ is None else [id_]:
+        for i in sorted(ids) if id_ is None else [id_]:
             chosen.setdefault((tag, i), None)
     return list(chosen)
 
