@@ -1,34 +1,87 @@
 # shellcheck shell=bash
 # exper-template commands. Usage: `. code/source.sh` (bash or zsh), then `run <tag> -f`, `expls`, ...
 # Each command only finds the project and hands over to code/exper.py, where all logic lives.
+#
+# Sourced into a researcher's interactive shell, so: no shell option, trap or alias is set, every
+# variable is local or named _EXPER_*, no name shadows a builtin (`con`, never `continue`),
+# nothing user-typed is evaluated, and sourcing twice is harmless. Functions are defined as
+# `function name {`: with `name() {`, an alias of that name (say `alias re=...`) would be
+# expanded while this file is read and break it, in bash and zsh alike.
 
 # The project this file belongs to: the fallback when the current directory is outside any project.
-# shellcheck disable=SC2128  # BASH_SOURCE's first element is this file; zsh sets $0 to it instead
-_EXPER_HOME=$(cd "$(dirname -- "${BASH_SOURCE:-$0}")/.." && pwd -P)
+if [ -n "${ZSH_VERSION:-}" ]; then
+  # the file being sourced (whatever $0 holds), made absolute (:A), then two folders up (:h:h)
+  eval '_EXPER_HOME=${${(%):-%x}:A:h:h}'  # no cd: zsh would run the user's chpwd hooks
+else
+  # shellcheck disable=SC2128  # BASH_SOURCE's first element is this file
+  _EXPER_HOME=$(CDPATH='' cd -- "$(dirname -- "${BASH_SOURCE:-$0}")/.." && pwd -P)
+fi
 
 # Print the project around the current directory (the nearest folder holding code/exper.py).
-_exper_root() {
+function _exper_root {
   local _exper_d
-  _exper_d=$(pwd -P)
+  _exper_d=$(pwd -P 2>/dev/null)
   while [ -n "$_exper_d" ] && [ ! -f "$_exper_d/code/exper.py" ]; do
     _exper_d=${_exper_d%/*}
   done
   printf '%s\n' "${_exper_d:-$_EXPER_HOME}"
 }
 
-exper() {
+function exper {
   local _exper_r
   _exper_r=$(_exper_root) || return 1
   EXPER_ROOT="$_exper_r" "${EXPER_PYTHON:-python3}" "$_exper_r/code/exper.py" "$@"
 }
 
-run() { exper run "$@"; }
-con() { exper continue "$@"; }
-re() { exper rerun "$@"; }
-rerun() { exper rerun "$@"; }
-expls() { exper expls "$@"; }
-expels() { exper expels "$@"; }
-record() { exper record "$@"; }
-title() { exper title "$@"; }
-table() { exper table "$@"; }
-itb() { exper itb "$@"; }
+function run { exper run "$@"; }
+function con { exper continue "$@"; }
+function re { exper rerun "$@"; }
+function rerun { exper rerun "$@"; }
+function expls { exper expls "$@"; }
+function expels { exper expels "$@"; }
+function record { exper record "$@"; }
+function title { exper title "$@"; }
+function table { exper table "$@"; }
+function itb { exper itb "$@"; }
+
+# --- Tab completion: tags and <tag>/<id> for run, con, rerun, expels, record, itb; list names
+# for title, table and record -l. code/utils/complete.py reads folder names only; -S skips
+# site-packages, so a Tab press costs a few milliseconds, not a torch import.
+# Arrays appear only here, because COMPREPLY (bash) and words/reply (zsh) are how shells complete.
+
+# Print the candidates for word <index> of the words that follow (the command first), one a line.
+function _exper_candidates {
+  local _exper_r
+  _exper_r=$(_exper_root) || return 1
+  EXPER_ROOT="$_exper_r" "${EXPER_PYTHON:-python3}" -S "$_exper_r/code/utils/complete.py" "$@" 2>/dev/null
+}
+
+function _exper_complete_bash {
+  local IFS='
+'
+  # shellcheck disable=SC2207  # candidates are names without blanks or glob characters
+  COMPREPLY=($(_exper_candidates "$COMP_CWORD" "${COMP_WORDS[@]}"))
+}
+
+function _exper_complete_zsh {
+  # shellcheck disable=SC2046,SC2154  # one name a line, split on purpose; zsh's completion sets words, CURRENT
+  compadd -- $(_exper_candidates "$((CURRENT - 1))" "${words[@]}")
+}
+
+function _exper_complete_compctl {
+  local _exper_words _exper_n
+  read -rAc _exper_words
+  read -rcn _exper_n
+  # shellcheck disable=SC2034,SC2207  # reply is what compctl reads; names without blanks or glob characters
+  reply=($(_exper_candidates "$((_exper_n - 1))" "${_exper_words[@]}"))
+}
+
+if [ -n "${ZSH_VERSION:-}" ]; then
+  if command -v compdef >/dev/null 2>&1; then  # compinit is loaded (we never load it ourselves)
+    compdef _exper_complete_zsh run con re rerun expels record itb title table exper
+  else
+    compctl -K _exper_complete_compctl run con re rerun expels record itb title table exper
+  fi
+elif command -v complete >/dev/null 2>&1; then
+  complete -F _exper_complete_bash run con re rerun expels record itb title table exper
+fi

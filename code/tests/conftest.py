@@ -77,3 +77,45 @@ def created(project):
     files = sorted(str(p.relative_to(project)) for d in ("__result__", "__statistic__")
                    for p in (Path(project) / d).rglob("*")) if Path(project).exists() else []
     return git(project, "tag"), files
+
+
+# --- the shells the commands live in, and commands that must refuse
+SHELLS = ["bash", pytest.param("zsh", marks=pytest.mark.skipif(not shutil.which("zsh"),
+                                                              reason="zsh missing: apt-get install zsh"))]
+
+
+def tree(project):
+    """What a refused command must leave as it was: git's refs, HEAD and worktrees (None outside a
+    repository), and every file and folder of the project outside .git and __pycache__ (size, mtime),
+    but for the empty .<name>.lock files that writers of a shared file create once and keep."""
+    project = Path(project)
+    out = subprocess.run(["git", "-C", str(project), "for-each-ref", "--format=%(refname) %(objectname)"],
+                         capture_output=True, text=True)
+    refs = None
+    if out.returncode == 0:
+        head = subprocess.run(["git", "-C", str(project), "rev-parse", "--symbolic-full-name", "HEAD", "HEAD"],
+                              capture_output=True, text=True).stdout
+        worktrees = subprocess.run(["git", "-C", str(project), "worktree", "list", "--porcelain"],
+                                   capture_output=True, text=True).stdout
+        refs = (out.stdout, head, worktrees)
+    files = {}
+    for folder, dirs, names in os.walk(project):
+        dirs[:] = [d for d in dirs if d not in (".git", "__pycache__")]
+        for name in dirs + [n for n in names if not (n.startswith(".") and n.endswith(".lock"))]:  # lock files stay
+            stat = os.lstat(os.path.join(folder, name))
+            is_dir = name in dirs  # a folder's own mtime follows its entries, which are compared themselves
+            files[os.path.relpath(os.path.join(folder, name), project)] = (
+                (stat.st_mode,) if is_dir else (stat.st_mode, stat.st_size, stat.st_mtime_ns))
+    return refs, files
+
+
+def refused(project, command, words, shell="bash", cwd=None, env=None):
+    """`command` fails with one `error:` line holding `words`, no traceback, and changes nothing."""
+    before = tree(project)
+    result = sh(project, command, shell=shell, cwd=cwd, env=env)
+    assert result.returncode != 0, (command, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], (command, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout
+    assert tree(project) == before, command
+    return lines[0]

@@ -1,0 +1,100 @@
+"""Tab completion's candidates. Usage: python3 -S code/utils/complete.py <index> <word> ...
+
+source.sh's completion functions pass the command line as words (the command first) and the
+index of the word being completed; this prints the tags, <tag>/<id>s or list names that fit,
+one per line. It reads folder names under __result__ and __statistic__/exper-list only (no git,
+no torch, no JSON) and imports nothing but os and sys, so with -S a Tab press costs a few
+milliseconds. `exper complete <index> <word> ...` answers the same.
+"""
+import os
+import sys
+
+COMMANDS = ("run", "con", "continue", "re", "rerun", "expls", "expels", "record", "title", "table", "itb")
+TAGS = {"run", "expels"}  # <tag>
+RUNS = {"con", "continue", "re", "rerun", "record", "itb"}  # <tag> or <tag>/<id>
+LISTS = {"title", "table"}  # a list name
+ONE = {"run", "expels", "con", "continue", "re", "rerun", "title", "table"}  # commands taking one such word
+VALUED = {"-l", "--list", "-w", "--where", "-s", "--sort", "--format", "--host", "--stop"}  # options taking a value
+
+
+def root():
+    return os.environ.get("EXPER_ROOT") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _names(folder):
+    try:
+        return os.listdir(folder)
+    except OSError:
+        return []
+
+
+def _plain(name):
+    """A name our commands could have made (tags and lists follow the same rule); never hidden ones."""
+    return name[:1].isalnum() and name.isascii() and all(c.isalnum() or c in "._+-" for c in name)
+
+
+def tags(prefix):
+    result = os.path.join(root(), "__result__")
+    found = (n for n in _names(result) if n.startswith(prefix) and _plain(n))
+    return sorted(n for n in found if os.path.isdir(os.path.join(result, n)))
+
+
+def ids(tag, prefix=""):
+    folder = os.path.join(root(), "__result__", tag)
+    found = [n for n in _names(folder) if n.isdigit() and n.isascii() and n.startswith(prefix)
+             and os.path.exists(os.path.join(folder, n, "statistic.json"))]
+    return [f"{tag}/{n}" for n in sorted(found, key=int)]
+
+
+def runs(prefix):
+    """Tags, and once the word names one tag (or holds its '/'), that tag's <tag>/<id>s."""
+    tag, slash, id_prefix = prefix.partition("/")
+    if slash:
+        return ids(tag, id_prefix) if _plain(tag) else []
+    found = tags(prefix)
+    return found + ids(found[0]) if len(found) == 1 else found
+
+
+def lists(prefix):
+    folder = os.path.join(root(), "__statistic__", "exper-list")
+    names = (n[:-4] for n in _names(folder) if n.endswith(".txt"))
+    return sorted(n for n in names if n.startswith(prefix) and _plain(n))
+
+
+def candidates(index, words):
+    """What may stand at words[index] (the word being typed, perhaps empty)."""
+    words = list(words) + [""] * (index + 1 - len(words))
+    command = os.path.basename(words[0])
+    if command == "exper":
+        if index == 1:
+            return [c for c in COMMANDS if c.startswith(words[1])]
+        command, words, index = words[1], words[1:], index - 1
+    word, before = words[index], words[1:index]
+    if word.startswith("-") or index < 1:
+        return []
+    if before and before[-1] in VALUED:
+        return lists(word) if command == "record" and before[-1] in ("-l", "--list") else []
+    positionals = [w for i, w in enumerate(before) if not w.startswith("-") and (i == 0 or before[i - 1] not in VALUED)]
+    if command in ONE and positionals:
+        return []
+    if command in TAGS:
+        return tags(word)
+    if command in RUNS:
+        return runs(word)
+    if command in LISTS:
+        return lists(word)
+    return []
+
+
+def main(argv):
+    if not argv or not argv[0].isdigit():
+        print("error: complete needs <index> <word> ...: the index of the word being completed, "
+              "then the command line's words, the command first", file=sys.stderr)
+        return 2
+    for name in candidates(int(argv[0]), argv[1:]):
+        print(name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
