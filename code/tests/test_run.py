@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import commit, created, git, set_config, sh, statistic
+from conftest import commit, git, refused, set_config, sh, statistic
 
 
 def start(project, command):
@@ -181,17 +181,7 @@ def test_listings_and_dead(project):
     assert statistic(project, "killed", 0)["status"] == "finished"
 
 
-# --- errors: one line, non-zero, nothing created
-def refused(project, command, words):
-    before = created(project)
-    result = sh(project, command)
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], result.stderr
-    assert "Traceback" not in result.stderr
-    assert created(project) == before
-
-
+# --- errors: one line, non-zero, nothing created (conftest.refused)
 @pytest.mark.parametrize("change", ["modify", "stage", "untracked"])
 def test_dirty_tree_refused(project, change):
     if change == "untracked":

@@ -1,9 +1,11 @@
 """What every command shares: argument parsing that fails in one line, and errors for a person.
 
 Usage: raise UsageError("what is wrong; what to do") anywhere under a command; call() prints
-`error: ...` on stderr and returns a non-zero exit code instead of a traceback.
+`error: ...` on stderr and returns a non-zero exit code instead of a traceback. So does an
+OSError naming a file (no permission, disk full): the machine's refusal, not a bug.
 """
 import argparse
+import errno
 import os
 import sys
 from pathlib import Path
@@ -24,7 +26,15 @@ def parser(prog, description):
     return Parser(prog=prog, description=description)
 
 
+# what to do about a file the machine refuses us, by errno
+_FIX = {errno.EACCES: "check its permissions", errno.EPERM: "check its permissions",
+        errno.ENOSPC: "free some disk space", errno.EDQUOT: "free some disk space (quota)",
+        errno.EROFS: "the file system is read-only"}
+
+
 def call(function, argv):
+    """Run a command; bad input and a machine that refuses a file are one `error:` line each.
+    Anything else is a bug and keeps its traceback."""
     try:
         return function(argv) or 0
     except UsageError as e:
@@ -35,6 +45,12 @@ def call(function, argv):
     except BrokenPipeError:  # `expls | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:
+        if e.filename is None:  # no file to blame: more likely our bug than the machine
+            raise
+        fix = f"; {_FIX[e.errno]}" if e.errno in _FIX else ""
+        print(f"error: {e.filename}: {e.strerror or e}{fix}", file=sys.stderr)
+        return 1
 
 
 def warn(message):

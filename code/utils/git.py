@@ -3,13 +3,14 @@
 Arguments go to git as a list (never through a shell), and user-supplied names are passed
 after `--` or as full refs (refs/tags/<tag>), so they cannot be read as options.
 """
+import os
 import subprocess
 
 from utils.cli import UsageError
 
 
-class GitError(Exception):
-    pass
+class GitError(UsageError):
+    """git refused (a locked ref, a damaged repository): its own words, as one error line."""
 
 
 def git(root, *argv, check=True):
@@ -18,15 +19,20 @@ def git(root, *argv, check=True):
     except FileNotFoundError:
         raise UsageError("git is not installed; run, con and rerun need it") from None
     if check and out.returncode:
-        raise GitError(out.stderr.strip() or f"git {' '.join(argv)} failed")
+        said = "; ".join(line.strip() for line in out.stderr.splitlines() if line.strip())
+        raise GitError(f"git {argv[0]} failed: {said or f'exit code {out.returncode}'}")
     return out.stdout.strip() if check else out
 
 
 def head(root):
-    """HEAD's commit; a clear error outside a repository or before the first commit."""
+    """HEAD's commit; a clear error outside a repository, in a project that is only a folder of a
+    bigger repository (tags and `git show <tag>:code/...` would then miss), or before the first commit."""
     top = git(root, "rev-parse", "--show-toplevel", check=False)
     if top.returncode:
         raise UsageError(f"{root} is not a git repository: `git init && git add -A && git commit` first")
+    if os.path.realpath(top.stdout.strip()) != os.path.realpath(root):
+        raise UsageError(f"{root} is a folder inside the git repository {top.stdout.strip()}; "
+                         "the project must be a repository of its own (`git init` in it)")
     out = git(root, "rev-parse", "--verify", "-q", "HEAD^{commit}", check=False)
     if out.returncode:
         raise UsageError("the repository has no commit yet: commit your code first (`git commit`)")

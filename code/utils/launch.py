@@ -48,17 +48,28 @@ def load_config(code_dir):
         raise UsageError(f"code/config.py does not import{line}: {type(e).__name__}: {e}; fix it and commit") from None
     finally:
         sys.path.remove(str(code_dir))
-    problems = _load_module(Path(code_dir) / "args_process.py", "args_process").check(config)
+    try:
+        problems = _load_module(Path(code_dir) / "args_process.py", "args_process").check(config)
+    except AttributeError as e:
+        if getattr(e, "obj", None) is not config:  # not a missing name: a bug of the check itself
+            raise
+        raise UsageError(f"code/config.py has no {e.name!r}, which args_process.py needs; put it back") from None
     if problems:
         raise UsageError("code/config.py: " + "; ".join(problems))
     return config
 
 
 def read_seed(text, where):
+    """The seed in a seed file's text (None: no such file)."""
+    if text is None:
+        raise UsageError(f"{where} is missing: it holds the seed of -f, one whole number; add it and commit")
     try:
-        return int((text or "").strip())
+        seed = int(text.strip())
     except ValueError:
         raise UsageError(f"{where} must hold one whole number (the seed of -f), not {text.strip()[:40]!r}") from None
+    if not 0 <= seed < 2**63:  # what torch.manual_seed and the record's JSON readers all take
+        raise UsageError(f"{where} must hold a whole number from 0 to 2**63 - 1, not {seed}")
+    return seed
 
 
 def fresh_seed():
@@ -162,6 +173,7 @@ def new_run(root, tag, commit, seed, fixed, command, config):
     record = run_record.new_record(tag, id_, commit, g.subject(root, commit), seed, fixed, command,
                                    run_record.hyperparameters(config))
     record["branch"] = g.branch(root) if g.head(root) == commit else None
+    record["detached"] = record["branch"] is None  # a detached HEAD, or rerun's temporary worktree
     record["host"] = run_record.host_info()
     run_record.write(folder, record)
     return folder, run_env(folder, record)
@@ -194,9 +206,12 @@ def run_main(argv):
         raise UsageError(f"tag {tag!r} marks another commit ({marked[:10]}); choose a new tag, "
                          f"or `git checkout {tag}` to run that code again")
     config = load_config(Path(root) / "code")
-    seed = read_seed((Path(root) / "code" / "seed").read_text(), "code/seed") if a.fix_seed else fresh_seed()
+    seed = read_seed(g.show(root, commit, "code/seed"), "code/seed") if a.fix_seed else fresh_seed()
     if not marked:
         g.git(root, "tag", "-a", "-m", f"exper run {tag}", f"{tag}", commit)
+    if g.branch(root) is None:
+        print(f"note: HEAD is detached at {commit[:10]}; the run is recorded by its tag and commit "
+              "(statistic.json: \"detached\": true)", file=sys.stderr, flush=True)
     folder, env = new_run(root, tag, commit, seed, a.fix_seed, shlex.join(["run", *argv]), config)
     print(f"run {tag}/{env['EXPER_ID']}: {folder}", flush=True)
     return launch(root, Path(root) / "code", config, env)

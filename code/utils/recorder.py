@@ -24,7 +24,7 @@ from utils import checkpoint
 from utils.atomic import append_line
 from utils.background import Background
 from utils.metrics_file import MetricsFile
-from utils.runs import STATISTIC, read_statistic
+from utils.runs import STATISTIC, BadRun, read_statistic
 from utils.statistic import run_record
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,13 @@ class Recorder:
             return None
         if a.resume:
             return read_statistic(a.run_dir)
-        return run_record.new_record(a.tag, a.id, a.commit, a.subject, a.seed, a.fixed_seed, a.command, self.hparams)
+        record = run_record.new_record(a.tag, a.id, a.commit, a.subject, a.seed, a.fixed_seed, a.command, self.hparams)
+        try:  # what only the launcher knows: the branch HEAD was on, or that it was detached
+            first = read_statistic(a.run_dir)
+            record.update({k: first[k] for k in ("branch", "detached") if k in first})
+        except BadRun:  # a scratch run (python code/main.py) has no launcher
+            pass
+        return record
 
     def _write_record(self, now=False):
         if self.writes:

@@ -18,11 +18,14 @@ STATISTIC = "__statistic__"
 DATA = "__data__"
 
 _TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
-TAG_RULE = "use letters, digits and . _ + - only, not starting with - or _, no '..', not ending in '.' or '.lock'"
+TAG_MAX = 100  # a folder name and a git ref file name both stop at 255 bytes; leave room for suffixes
+TAG_RULE = (f"use at most {TAG_MAX} letters, digits and . _ + -, not starting with - or _, no '..', "
+            "not ending in '.' or '.lock', not HEAD")
 
 
-class BadRun(Exception):
-    """A run folder whose statistic.json is missing or unreadable."""
+class BadRun(UsageError):
+    """A run folder whose statistic.json is missing or unreadable: listings skip it with a
+    warning; a command that needs that very run stops with this as its error line."""
 
 
 def result_dir(root):
@@ -39,7 +42,8 @@ def run_dir(root, tag, id_):
 
 def check_tag(tag):
     """Refuse tag names that git, the shell or our folders would misread."""
-    ok = bool(_TAG.fullmatch(tag)) and ".." not in tag and not tag.endswith((".", ".lock"))
+    ok = (bool(_TAG.fullmatch(tag)) and len(tag) <= TAG_MAX and ".." not in tag and not tag.endswith((".", ".lock"))
+          and tag != "HEAD" and not tag.endswith("_HEAD"))  # git would read those as its own refs
     if not ok:
         raise UsageError(f"{tag!r} is not a valid tag name: {TAG_RULE}")
     return tag
