@@ -7,6 +7,7 @@ before anything is created, so a refused command leaves no tag, no folder, no li
 The run itself is a child process (or torchrun, for several devices); its identity travels in
 EXPER_* variables. No torch is imported here: the child pays for it once.
 """
+import fcntl
 import importlib.util
 import os
 import secrets
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
@@ -89,6 +91,23 @@ def checked_tag(root, tag):
     if not g.valid_tag_name(root, tag):
         raise UsageError(f"{tag!r} is not a valid git tag name")
     return tag
+
+
+def create_tag(root, tag, commit):
+    """Tag the commit. `run`s of one new tag started at once all try: the first creates the tag,
+    and the others are fine once it exists and marks the same commit."""
+    out = g.git(root, "tag", "-a", "-m", f"exper run {tag}", tag, commit, check=False)
+    deadline = time.monotonic() + 10
+    while out.returncode:
+        marked = g.tag_commit(root, tag)
+        if marked == commit:
+            return
+        if marked:
+            raise UsageError(f"tag {tag!r} was just made on another commit ({marked[:10]}); choose a new tag")
+        if time.monotonic() > deadline:
+            raise UsageError(f"could not create tag {tag!r}: {out.stderr.strip() or 'git tag failed'}")
+        time.sleep(0.05)  # the other `git tag` holds the ref's lock: wait for it to finish
+        out = g.git(root, "tag", "-a", "-m", f"exper run {tag}", tag, commit, check=False)
 
 
 def processes(config):
@@ -208,7 +227,7 @@ def run_main(argv):
     config = load_config(Path(root) / "code")
     seed = read_seed(g.show(root, commit, "code/seed"), "code/seed") if a.fix_seed else fresh_seed()
     if not marked:
-        g.git(root, "tag", "-a", "-m", f"exper run {tag}", f"{tag}", commit)
+        create_tag(root, tag, commit)
     if g.branch(root) is None:
         print(f"note: HEAD is detached at {commit[:10]}; the run is recorded by its tag and commit "
               "(statistic.json: \"detached\": true)", file=sys.stderr, flush=True)
@@ -237,12 +256,26 @@ def _choose_unfinished(root, tag, id_):
     raise UsageError(f"every run of {tag!r} is finished: nothing to continue")
 
 
+def _claim(folder, name):
+    """Lock the run's folder for as long as this process lives (the lock is not inherited, and the
+    kernel drops it when we end): two `con`s of one run at once would both train and write it."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UsageError(f"{name} is being continued by another `con` right now; let that one finish") from None
+    return fd
+
+
 def continue_main(argv):
     a = _parser("con", "Resume an unfinished run from its last checkpoint, with the tag's code and the run's own seed.",
                 True).parse_args(argv)
     root = project_root()
     tag, id_ = parse_selector(a.tag)
     id_, record = _choose_unfinished(root, tag, id_)
+    claim = _claim(run_dir(root, tag, id_), f"{tag}/{id_}")  # noqa: F841  (held while this process lives)
+    id_, record = _choose_unfinished(root, tag, id_)  # again: another con may have finished it meanwhile
     folder = run_dir(root, tag, id_)
     if not (folder / "checkpoint" / "epoch_last.pth").exists():
         raise UsageError(f"{tag}/{id_} has no checkpoint to continue from; `rerun {tag}` starts it afresh")
