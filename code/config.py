@@ -24,7 +24,7 @@ lr = 0.05  # peak learning rate
 optim = {"momentum": 0.9, "weight_decay": 5e-4, "nesterov": True}  # optimizer options
 warmup_epochs = 1  # linear warm-up from lr/10, then cosine decay to 0, stepped every batch
 grad_clip = 0.0  # clip the gradient norm to this (0: no clipping)
-stop_on_nan = True  # stop the run as crashed, naming the step, when the loss is not finite
+stop_on_nan = True  # a non-finite loss ends the run as crashed, naming the step; no checkpoint holds its weights
 
 # --- recording
 log_every_steps = 10  # a metrics.csv row and TensorBoard point every this many steps (0: per epoch only)

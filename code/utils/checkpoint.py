@@ -31,14 +31,35 @@ def save(folder, name, snap, best=False, keep=2):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)  # the previous checkpoint and its links stay as they were
+        if isinstance(e, Exception):
+            raise CheckpointError(_failure(folder, name, e, "could not be written")) from e
         raise
-    link(name, folder / LAST)
-    if best:
-        link(name, folder / BEST)
-    _fsync_dir(folder)
+    try:
+        link(name, folder / LAST)
+        if best:
+            link(name, folder / BEST)
+        _fsync_dir(folder)
+    except OSError as e:
+        raise CheckpointError(_failure(folder, name, e, "was written, but its links could not be")) from e
     prune(folder, keep)
+
+
+class CheckpointError(Exception):
+    """A checkpoint that could not be saved (the disk is full, say); the previous one is kept."""
+
+
+def _failure(folder, name, error, what):
+    """One sentence: which checkpoint failed, why (the OS's words, which torch buries under its
+    own RuntimeError), and which checkpoint `con` would resume from instead."""
+    cause = error
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__cause__ or cause.__context__
+    why = f"{cause.strerror} (errno {cause.errno})" if cause is not None and cause.strerror else str(error)
+    last = Path(folder) / LAST
+    kept = f"{LAST} still points at {os.readlink(last)}" if last.is_symlink() else "there is no earlier checkpoint"
+    return f"checkpoint {name} {what}: {why}; {kept}"
 
 
 def _fsync_dir(folder):

@@ -77,6 +77,7 @@ class Recorder:
         self.args, self.hparams = args, hparams
         self.writes = args.rank == 0
         self.stop_signal = None
+        self.progress = None  # the loop's progress as the last step() saw it, to name a step
         self.epoch_values = []  # (loss, correct, count) of each step of this epoch, on the device
         self.logged = 0  # how many of them are already in metrics.csv
         self.events = self.table = None
@@ -156,6 +157,7 @@ class Recorder:
 
     # --- per step
     def step(self, loss, correct, count, lr, progress):
+        self.progress = progress
         self.epoch_values.append((loss, correct, count))
         every = self.args.log_every_steps
         if every and len(self.epoch_values) - self.logged >= every:
@@ -180,7 +182,7 @@ class Recorder:
             finite = torch.isfinite(torch.stack([v[0] for v in values])).tolist()
             if not all(finite):
                 step = progress["step"] - len(values) + finite.index(False) + 1
-                raise NonFinite(f"the loss is not finite at step {step} (epoch {progress['epoch']})")
+                raise NonFinite(f"the loss is not finite at step {step} (epoch {progress['epoch'] + 1})")
 
     def _log_steps(self, progress, lr):
         values = self.epoch_values[self.logged:]
@@ -224,6 +226,9 @@ class Recorder:
 
     def checkpoint(self, snap, name, best=False):
         """Write a snapshot in the background; a second save first waits for the first."""
+        if self.progress is not None and self.logged < len(self.epoch_values):
+            # weights a non-finite loss has touched must never become the checkpoint `con` resumes
+            self._check_finite(self.epoch_values[self.logged:], self.progress)
         if self.writes:
             self.bg.wait()
             path = os.path.join(self.args.run_dir, "checkpoint")
@@ -231,6 +236,7 @@ class Recorder:
 
     def finish(self, metrics, sha):
         if self.writes:
+            self.bg.wait()  # a checkpoint that failed to write fails the run here, before it is called finished
             self.record["metrics"].update(metrics)
             self.record["weights_sha256"] = sha
             self._end("finished")
@@ -244,9 +250,13 @@ class Recorder:
 
     def crashed(self, error):
         if self.writes:
+            if isinstance(error, (NonFinite, checkpoint.CheckpointError)):  # says all; a traceback adds nothing
+                log.error("error: %s", error)
+                self._end("crashed", str(error))
+                return
             lines = traceback.format_exception(error)
             log.error("".join(lines).rstrip())
-            self._end("crashed", "".join(lines[-3:]).strip() if not isinstance(error, NonFinite) else str(error))
+            self._end("crashed", "".join(lines[-3:]).strip())
 
     def _end(self, status, error=None):
         if not self.writes:
