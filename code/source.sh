@@ -45,25 +45,34 @@ function table { exper table "$@"; }
 function itb { exper itb "$@"; }
 
 # --- Tab completion: tags and <tag>/<id> for run, con, rerun, expels, record, itb; list names
-# for title, table and record -l. code/utils/complete.py reads folder names only; -S skips
-# site-packages, so a Tab press costs a few milliseconds, not a torch import.
+# for title, table and record -l. code/utils/complete.py reads folder names only, run by the
+# interpreter itself with -S (no site-packages): a few milliseconds, no torch, no git.
 # Arrays appear only here, because COMPREPLY (bash) and words/reply (zsh) are how shells complete.
+
+# Remember the interpreter's own path in _EXPER_PY, once per shell: a pyenv or conda shim in
+# front of python3 costs more than the whole completion. Only the standard library is needed.
+function _exper_python {
+  [ -x "${_EXPER_PY:-}" ] && return 0
+  _EXPER_PY=$("${EXPER_PYTHON:-python3}" -c 'import sys; print(sys.executable)' 2>/dev/null)
+}
 
 # Print the candidates for word <index> of the words that follow (the command first), one a line.
 function _exper_candidates {
   local _exper_r
-  _exper_r=$(_exper_root) || return 1
-  EXPER_ROOT="$_exper_r" "${EXPER_PYTHON:-python3}" -S "$_exper_r/code/utils/complete.py" "$@" 2>/dev/null
+  _exper_r=$(_exper_root) && _exper_python || return 1
+  EXPER_ROOT="$_exper_r" "$_EXPER_PY" -S "$_exper_r/code/utils/complete.py" "$@" 2>/dev/null
 }
 
 function _exper_complete_bash {
   local IFS='
 '
+  _exper_python  # here, not in the $(...) below, which could not keep it
   # shellcheck disable=SC2207  # candidates are names without blanks or glob characters
   COMPREPLY=($(_exper_candidates "$COMP_CWORD" "${COMP_WORDS[@]}"))
 }
 
 function _exper_complete_zsh {
+  _exper_python
   # shellcheck disable=SC2046,SC2154  # one name a line, split on purpose; zsh's completion sets words, CURRENT
   compadd -- $(_exper_candidates "$((CURRENT - 1))" "${words[@]}")
 }
@@ -72,6 +81,7 @@ function _exper_complete_compctl {
   local _exper_words _exper_n
   read -rAc _exper_words
   read -rcn _exper_n
+  _exper_python
   # shellcheck disable=SC2034,SC2207  # reply is what compctl reads; names without blanks or glob characters
   reply=($(_exper_candidates "$((_exper_n - 1))" "${_exper_words[@]}"))
 }
