@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CODE, SHELLS, commit, git, refused, set_config, sh, statistic
+from conftest import CODE, SHELLS, commit, git, refused, set_config, sh, statistic, tree
 
 sys.path.insert(0, str(CODE))
 
@@ -283,3 +283,37 @@ def test_a_bug_in_a_command_shows_its_traceback(project):
     path.write_text(text.replace("    root = project_root()\n", "    root = project_root()\n    1 / 0\n", 1))
     result = sh(project, "expls")
     assert result.returncode != 0 and "Traceback" in result.stderr and "ZeroDivisionError" in result.stderr
+
+
+# --- where commands write
+@pytest.mark.slow
+def test_commands_write_only_inside_the_projects_own_folders(project, tmp_path):
+    """run, rerun (in a temporary worktree), record, title, table, expls, expels: every file they
+    leave is under __result__, __statistic__ or __data__ (git's own refs aside), and their
+    temporary files (rerun's worktree) are gone: $TMPDIR and $HOME end as empty as they began."""
+    home, tmp = tmp_path / "home", tmp_path / "tmp"
+    home.mkdir()
+    tmp.mkdir()
+    env = {"HOME": str(home), "TMPDIR": str(tmp), "XDG_CACHE_HOME": str(home / ".cache")}
+    set_config(project, epochs=1)
+    commit(project, "one epoch")
+    own = ("__result__", "__statistic__", "__data__")
+
+    def outside(files):
+        return {k: v for k, v in files.items() if k.split("/")[0] not in own}
+
+    before = outside(tree(project)[1])
+    assert sh(project, "run sec -f", env=env).returncode == 0
+    assert outside(tree(project)[1]) == before
+    (project / "code" / "notes.txt").write_text("later\n")
+    commit(project, "HEAD moves on")
+    before = outside(tree(project)[1])
+    for command in ("rerun sec/0", "record sec", "title", "table", "expls", "expels sec"):
+        result = sh(project, command, env=env)
+        assert result.returncode == 0, (command, result.stderr)
+    assert outside(tree(project)[1]) == before
+    assert list(home.iterdir()) == []
+    # torch itself makes an empty torchinductor_<user> cache folder in $TMPDIR when imported
+    assert [p.name for p in tmp.iterdir() if not p.name.startswith("torchinductor_")] == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "project", "tmp"]
+    assert git(project, "worktree", "list").count("\n") == 0
