@@ -3,8 +3,11 @@
 Usage: table = MetricsFile(path, resume_step=None); table.append([{"epoch": 0, "step": 10, "train/loss_step": 0.5}])
 
 Rows are appended in one write() each batch, so a kill leaves at most a torn last line; a
-resumed run keeps only whole rows up to its checkpoint's step (rewritten atomically), so no
-step appears twice. A metric first seen later widens the header (the file is rewritten once).
+resumed run keeps only whole rows written before its checkpoint (rewritten atomically), so no
+step appears twice. "Before" is step <= the checkpoint's step and epoch <= its epoch: a
+checkpoint taken at an epoch's last step but before its end (Ctrl-C, checkpoint_every_steps)
+shares its step with that epoch's row, which the resumed run writes again. A metric first
+seen later widens the header (the file is rewritten once).
 """
 import csv
 import io
@@ -24,11 +27,11 @@ def _format(value):
 
 
 class MetricsFile:
-    def __init__(self, path, resume_step=None):
+    def __init__(self, path, resume_step=None, resume_epoch=None):
         self.path = path
         self.columns = list(FIRST)
         if resume_step is not None and os.path.exists(path):
-            self._truncate(resume_step)
+            self._truncate(resume_step, resume_epoch)
         elif os.path.exists(path):
             os.unlink(path)
 
@@ -42,10 +45,11 @@ class MetricsFile:
             header = next(csv.reader(f), FIRST)
         return header, rows
 
-    def _truncate(self, resume_step):
+    def _truncate(self, resume_step, resume_epoch=None):
         header, rows = self._read()
         self.columns = header
-        kept = [r for r in rows if r.get("step", "").isdigit() and int(r["step"]) <= resume_step]
+        kept = [r for r in rows if r.get("step", "").isdigit() and int(r["step"]) <= resume_step
+                and (resume_epoch is None or r.get("epoch", "").isdigit() and int(r["epoch"]) <= resume_epoch)]
         self._rewrite(kept)
 
     def _rewrite(self, rows):
