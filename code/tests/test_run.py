@@ -256,4 +256,5 @@ def test_statistic_is_json_while_running(project):
     while proc.poll() is None:
         seen.add(json.loads(path.read_text())["status"])
         time.sleep(0.01)
+    proc.communicate()  # closes its pipes: left open, they are a ResourceWarning, an error under pytest.ini
     assert seen >= {"running"} and statistic(project, "live", 0)["status"] == "finished"
