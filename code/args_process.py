@@ -57,6 +57,11 @@ def _identity(a, code_dir):
         a.commit, a.subject = env.get("EXPER_COMMIT"), env.get("EXPER_SUBJECT")
         a.command, a.resume = env.get("EXPER_COMMAND", ""), env.get("EXPER_RESUME") == "1"
         return
+    if a.rank != 0:  # a rank on a machine joining another's run: rank 0's identity comes in distributed.setup
+        a.run_dir = a.tag = a.id = a.subject = None
+        a.seed, a.fixed_seed, a.command, a.resume = 0, False, "", False
+        a.commit = _git(code_dir, "rev-parse", "HEAD")  # compared with rank 0's
+        return
     a.tag = "_scratch"
     a.id = allocate_id(a.root, a.tag)
     a.run_dir = str(run_dir(a.root, a.tag, a.id))
@@ -80,8 +85,9 @@ def process(config):
     a.rank = int(os.environ.get("RANK", 0))
     a.world_size = int(os.environ.get("WORLD_SIZE", 1))
     a.local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    if a.device == "auto":
-        a.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if a.device == "auto":  # config.cpu_processes on a machine with one GPU: those processes use the CPU
+        enough = torch.cuda.device_count() >= int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+        a.device = "cuda" if torch.cuda.is_available() and enough else "cpu"
     if a.device == "cuda" and a.world_size > 1:
         a.device = f"cuda:{a.local_rank}"
     a.device = torch.device(a.device)

@@ -40,4 +40,4 @@ num_workers = 0  # DataLoader worker processes (the example's data sits in memor
 deterministic = True  # torch.use_deterministic_algorithms and cudnn.deterministic
 torch_compile = False  # torch.compile the model (worth it on GPU for real models)
 amp = False  # mixed precision (bfloat16 autocast; float16 with a grad scaler on older GPUs)
-cpu_processes = 1  # >1: run that many gloo processes under torchrun on CPU (tests the DDP path)
+cpu_processes = 1  # >1: that many gloo processes on the CPU under torchrun, unless 2+ GPUs are visible (one per GPU)

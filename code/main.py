@@ -18,7 +18,7 @@ from args_process import process
 from dataloader import build_loaders
 from epoch import evaluate, train_epoch
 from model import Net
-from utils import checkpoint
+from utils import checkpoint, distributed
 from utils.recorder import Recorder, Stop, setup_logging
 from utils.statistic.run_record import hyperparameters
 
@@ -63,7 +63,7 @@ def reduce(tensor, args):
 
 
 def evaluate_split(model, loader, args, name):
-    loss, correct, count = reduce(evaluate(model, loader, args), args).tolist()
+    loss, correct, count = reduce(evaluate(distributed.for_evaluation(model, args), loader, args), args).tolist()
     return {f"{name}/loss": loss / count, f"{name}/acc": correct / count}
 
 
@@ -73,8 +73,7 @@ def better(value, best, mode):
 
 def main():
     args = process(config)
-    if args.world_size > 1:
-        torch.distributed.init_process_group("nccl" if args.device.type == "cuda" else "gloo")
+    distributed.setup(args, hyperparameters(config))  # under torchrun: the group, and rank 0's identity and seed
     setup_logging(args)
     hparams = hyperparameters(config)
     seed_everything(args.seed, args.deterministic)
@@ -91,6 +90,7 @@ def main():
     if args.resume:
         progress, saved = state.restore(checkpoint.load(checkpoint.newest(f"{args.run_dir}/checkpoint")),
                                         model, optimizer, scheduler, scaler)
+        distributed.restore_rank_rng(saved, args)
     example = next(iter(loaders.val))[0][:1].to(args.device)
     rec.start(progress, saved, state.unwrap(model), example)
     log.info("run %s/%s: seed %d, %d train / %d val / %d test images, %d steps per epoch, device %s",
@@ -142,10 +142,7 @@ def main():
         if isinstance(error, KeyboardInterrupt):
             return 128 + signal.SIGINT
         raise
-    finally:
-        if args.world_size > 1 and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(distributed.report(main))  # also leaves the process group, after saying how this rank ended

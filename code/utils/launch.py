@@ -9,6 +9,7 @@ EXPER_* variables. No torch is imported here: the child pays for it once.
 """
 import fcntl
 import importlib.util
+import json
 import os
 import secrets
 import shlex
@@ -123,6 +124,39 @@ def processes(config):
     return gpus if gpus > 1 else config.cpu_processes
 
 
+def torchrun_options():
+    """torchrun's node and rendezvous options for a run on several machines, from $EXPER_TORCHRUN.
+
+    An environment variable, not arguments of `run`: the options differ from machine to machine
+    (--node-rank), so they belong to the shell or the batch script, not to the command recorded
+    in statistic.json that `rerun` repeats. Empty: one machine, a standalone rendezvous.
+    """
+    return shlex.split(os.environ.get("EXPER_TORCHRUN", ""))
+
+
+def _option(options, name):
+    """The value of torchrun's --name (or --name_with_underscores), given as --name=V or --name V."""
+    spellings = {f"--{name}", f"--{name.replace('-', '_')}"}
+    for i, option in enumerate(options):
+        key, equals, value = option.partition("=")
+        if key in spellings:
+            return value if equals else (options[i + 1] if i + 1 < len(options) else "")
+    return None
+
+
+def node_rank():
+    """This machine's index in a run on several machines: 0 checks, tags and records the run."""
+    options = torchrun_options()
+    nnodes, rank = _option(options, "nnodes"), _option(options, "node-rank")
+    if nnodes not in (None, "1") and rank is None:
+        # with a dynamic rendezvous any machine may get rank 0, and the run's record with it
+        raise UsageError("EXPER_TORCHRUN: a run on several machines needs --node-rank=<this machine's index> "
+                         "(0 on the machine that records the run) and that machine's --master-addr and --master-port")
+    if rank is not None and not rank.isdigit():
+        raise UsageError(f"EXPER_TORCHRUN: --node-rank must be a whole number, not {rank!r}")
+    return int(rank or 0)
+
+
 @contextmanager
 def tag_code(root, commit):
     """The code of a commit: the project's own code/ when HEAD is that commit and the tree is
@@ -141,47 +175,135 @@ def tag_code(root, commit):
 
 
 # --- starting the child
-def _forward(child):
+def _forward(child, torchrun):
+    """Pass SIGINT/SIGTERM on to the training processes: torchrun's workers themselves, since
+    torchrun would answer with a traceback of its own and a 30 s deadline to kill them."""
     def handler(signum, frame):
-        child.send_signal(signum)
+        for pid in (_children(child.pid) if torchrun else []) or [child.pid]:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
 
     return handler
 
 
+def _children(pid):
+    """The processes whose parent is pid, from /proc (empty where there is no /proc)."""
+    found = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()  # after "pid (name)": state, ppid, ...
+        except (OSError, IndexError):
+            continue
+        if entry.isdigit() and int(fields[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
 def launch(root, code_dir, config, env):
-    """Start main.py (under torchrun when several processes) and wait; returns its exit code."""
+    """Start main.py (under torchrun for several processes or machines), wait, and return the run's
+    exit code: rank 0's (130 after Ctrl-C), not torchrun's 1 for any worker that did not exit 0."""
     n = processes(config)
     main = str(Path(code_dir) / "main.py")
-    if n > 1:
-        extra = shlex.split(os.environ.get("EXPER_TORCHRUN", "")) or ["--standalone"]
-        argv = [sys.executable, "-m", "torch.distributed.run", *extra, f"--nproc-per-node={n}", main]
+    options = torchrun_options()
+    folder = env.get("EXPER_RUN_DIR")  # none on a machine that joins another's run
+    nnodes = _option(options, "nnodes") or "1"
+    if env.get("EXPER_RESUME") == "1" and nnodes.isdigit():
+        _check_world_size(folder, n * int(nnodes))
+    ranks = tempfile.mkdtemp(prefix="exper-ranks-")  # each rank leaves its outcome here (utils/distributed.py)
+    env = {**os.environ, "EXPER_ROOT": str(root), "EXPER_RANKS_DIR": ranks, **env}
+    torchrun = n > 1 or bool(options)
+    if torchrun:
+        # a share of the cores per process; left alone, torchrun sets 1 thread each (and says so in a banner)
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n)))
+        argv = [sys.executable, "-m", "torch.distributed.run", *(options or ["--standalone"]),
+                f"--nproc-per-node={n}", main]
     else:
         argv = [sys.executable, main]
-    child = subprocess.Popen(argv, env={**os.environ, "EXPER_ROOT": str(root), **env}, cwd=root)
-    previous = {s: signal.signal(s, _forward(child)) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        code = child.wait()
+        # torchrun (whose workers have sessions of their own) gets one too: a terminal's Ctrl-C
+        # reaches this process alone, which passes it on to each worker once
+        child = subprocess.Popen(argv, env=env, cwd=root, start_new_session=torchrun)
+        previous = {s: signal.signal(s, _forward(child, torchrun)) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            code = child.wait()
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+        outcomes = _outcomes(ranks)
     finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-    after_child(env["EXPER_RUN_DIR"], code)
+        shutil.rmtree(ranks, ignore_errors=True)
+    if folder:
+        after_child(folder, code, outcomes, n)
+    rank0 = next((o for o in outcomes if o.get("rank") == 0 and isinstance(o.get("exit"), int)), None)
+    if rank0 is not None:
+        return rank0["exit"] or (1 if any(o.get("error") for o in outcomes) else 0)
     return code if code >= 0 else 128 - code
 
 
-def after_child(folder, code):
-    """A child that ended without saying so (a crash before training, a killed process group
-    under torchrun) leaves its record `running`: say what happened instead."""
+def _check_world_size(folder, world_size):
+    """con with another number of processes would split the data differently: not exact."""
+    try:
+        before = (read_statistic(folder).get("host") or {}).get("world_size") or 1
+    except Exception:  # noqa: BLE001  (main.py checks the checkpoint itself)
+        return
+    if before != world_size:
+        raise UsageError(f"the run trained with {before} process(es) and con would start {world_size}; "
+                         "an exact resume needs the same number (CUDA_VISIBLE_DEVICES, cpu_processes in "
+                         "code/config.py, --nnodes in EXPER_TORCHRUN)")
+
+
+def _outcomes(folder):
+    """What each rank of this machine said as it ended (utils/distributed.py report())."""
+    found = []
+    for path in sorted(Path(folder).glob("rank*.json")):
+        try:
+            found.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            pass
+    return found
+
+
+def after_child(folder, code, outcomes=(), processes_here=1):
+    """Put the end of the run in its record when the training processes could not say it.
+
+    A rank other than 0 failing: rank 0 then only sees its peer vanish (or torchrun's SIGTERM),
+    so the cause is the earliest error any rank reported. A rank of this machine that reported
+    nothing was killed without a word (out of memory, kill -9). A crash before training, or a
+    killed process group, leaves the record `running`.
+    """
     try:
         record = read_statistic(folder)
     except Exception:  # noqa: BLE001
         return
-    if record.get("status") != "running" or code == 0:
+    if record.get("status") not in ("running", "crashed"):  # finished or interrupted: rank 0 said so
         return
-    how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
-    record["status"] = "crashed"
-    record["error"] = record.get("error") or f"the training process {how}; see its output above"
-    if record["sessions"]:
-        run_record.end_session(record, "crashed", record["error"])
+    errors = sorted((o for o in outcomes if o.get("error")), key=lambda o: o.get("time") or 0)
+    silent = sorted(set(range(processes_here)) - {o.get("rank") for o in outcomes}) if outcomes else []
+    if errors:
+        first = errors[0]
+        error = first["error"]
+        if processes_here > 1 or first.get("rank"):
+            error = f"rank {first.get('rank')} ({first.get('hostname')}): {error}"
+        if silent:  # the others only lost their peer: their last line is enough
+            error = (f"rank {silent[0]} ended without a word (killed: out of memory? kill -9?); "
+                     f"then rank {first.get('rank')}: {first['error'].splitlines()[-1]}")
+        if first.get("rank") and first.get("traceback"):  # rank 0 logs its own
+            with open(Path(folder) / "log", "a") as log:
+                log.write(f"----- rank {first['rank']} on {first.get('hostname')} failed -----\n{first['traceback']}")
+    elif record["status"] == "running" and code != 0:
+        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+        error = record.get("error") or f"the training process {how}; see its output above"
+    else:
+        return
+    if record["status"] == "crashed" and record.get("error") == error:
+        return
+    if record["sessions"] and record["sessions"][-1].get("ended") is None:
+        run_record.end_session(record, "crashed", error)
+    else:
+        record.update(status="crashed", error=error)
     run_record.write(folder, record)
 
 
@@ -205,6 +327,16 @@ def run_env(folder, record, resume=False):
             "EXPER_COMMAND": record["command"], "EXPER_RESUME": "1" if resume else "0"}
 
 
+def join_run(root):
+    """A machine other than node 0 of a run on several machines: node 0 checks, tags, takes the id
+    and records; this one joins torchrun's rendezvous with its own clean checkout (main.py refuses
+    another commit or config than rank 0's) and creates nothing, whichever of run, con, rerun."""
+    require_clean(root)
+    config = load_config(Path(root) / "code")
+    print(f"node {node_rank()}: joining the run that node 0 records", flush=True)
+    return launch(root, Path(root) / "code", config, {})
+
+
 # --- the commands
 def _parser(name, what, selector):
     p = parser(name, what)
@@ -217,6 +349,8 @@ def run_main(argv):
     a = _parser("run", "Tag HEAD, take the next id, train, and record everything in __result__/<tag>/<id>/.",
                 False).parse_args(argv)
     root = project_root()
+    if node_rank() > 0:  # another machine of a run that node 0 records
+        return join_run(root)
     commit = g.head(root)
     tag = checked_tag(root, a.tag)
     require_clean(root)
@@ -272,6 +406,8 @@ def continue_main(argv):
     a = _parser("con", "Resume an unfinished run from its last checkpoint, with the tag's code and the run's own seed.",
                 True).parse_args(argv)
     root = project_root()
+    if node_rank() > 0:  # another machine of a run that node 0 records
+        return join_run(root)
     tag, id_ = parse_selector(a.tag)
     id_, record = _choose_unfinished(root, tag, id_)
     claim = _claim(run_dir(root, tag, id_), f"{tag}/{id_}")  # noqa: F841  (held while this process lives)
@@ -302,6 +438,8 @@ def rerun_main(argv):
     a = _parser("rerun", "Run the tag's code again under a new id; then say whether it reproduced the earlier runs.",
                 True).parse_args(argv)
     root = project_root()
+    if node_rank() > 0:  # another machine of a run that node 0 records
+        return join_run(root)
     tag, id_ = parse_selector(a.tag)
     g.head(root)
     commit = g.tag_commit(root, tag)

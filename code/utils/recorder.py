@@ -23,6 +23,7 @@ from tqdm import tqdm
 from utils import checkpoint
 from utils.atomic import append_line
 from utils.background import Background
+from utils.distributed import AgreedStop, rank_rng_states
 from utils.metrics_file import MetricsFile
 from utils.runs import STATISTIC, BadRun, read_statistic
 from utils.statistic import run_record
@@ -77,6 +78,7 @@ class Recorder:
         self.args, self.hparams = args, hparams
         self.writes = args.rank == 0
         self.stop_signal = None
+        self.agreed_stop = AgreedStop(args)  # under torchrun all ranks stop at the same step
         self.progress = None  # the loop's progress as the last step() saw it, to name a step
         self.epoch_values = []  # (loss, correct, count) of each step of this epoch, on the device
         self.logged = 0  # how many of them are already in metrics.csv
@@ -130,7 +132,7 @@ class Recorder:
             self.logged = saved["logged"]
         if not self.writes:
             return
-        host = run_record.host_info(torch, a.world_size, a.devices)
+        host = run_record.host_info(torch, a.world_size, a.devices, a.rank_devices)
         run_record.start_session(self.record, host, progress["epoch"], progress["step"])
         self._write_record(now=True)
         if a.resume:
@@ -162,8 +164,9 @@ class Recorder:
         every = self.args.log_every_steps
         if every and len(self.epoch_values) - self.logged >= every:
             self._log_steps(progress, lr)
-        if self.stop_signal is not None:
-            raise Stop(self.stop_signal)
+        signum = self.agreed_stop.poll(self.stop_signal)
+        if signum:
+            raise Stop(signum)
 
     def _reduce(self, tensor):
         if self.args.world_size > 1:
@@ -222,7 +225,7 @@ class Recorder:
 
     def checkpoint_state(self):
         return {"epoch_values": list(self.epoch_values), "logged": self.logged, "config": self.hparams,
-                "commit": self.args.commit, "seed": self.args.seed}
+                "commit": self.args.commit, "seed": self.args.seed, "rng_ranks": rank_rng_states(self.args)}
 
     def checkpoint(self, snap, name, best=False):
         """Write a snapshot in the background; a second save first waits for the first."""
@@ -235,6 +238,7 @@ class Recorder:
             self.bg.submit(checkpoint.save, path, name, snap, best, self.args.keep_checkpoints)
 
     def finish(self, metrics, sha):
+        self.agreed_stop.close()
         if self.writes:
             self.bg.wait()  # a checkpoint that failed to write fails the run here, before it is called finished
             self.record["metrics"].update(metrics)

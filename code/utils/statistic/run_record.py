@@ -48,8 +48,12 @@ def hyperparameters(module):
     return out
 
 
-def host_info(torch=None, world_size=1, devices=()):
-    """The machine of the newest session; torch is passed in by the training process."""
+def host_info(torch=None, world_size=1, devices=(), rank_devices=None):
+    """The machine of the newest session; torch is passed in by the training process.
+
+    rank_devices: "<hostname> <device>[ <name>]" of each rank, in rank order (under torchrun
+    the ranks may sit on several machines; hostname and gpus are rank 0's).
+    """
     cuda = torch.version.cuda if torch is not None else None
     try:
         memory_gb = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
@@ -68,6 +72,8 @@ def host_info(torch=None, world_size=1, devices=()):
         "memory_gb": memory_gb,
         "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "world_size": world_size,
+        "devices": list(rank_devices) if rank_devices is not None else [],
+        "threads": torch.get_num_threads() if torch is not None else None,  # per process; CPU sums may depend on it
     }
 
 

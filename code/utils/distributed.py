@@ -1,0 +1,200 @@
+"""Several processes under torchrun: one group, one identity, one decision to stop, one cause of failure.
+
+Usage (main.py):  distributed.setup(args, hparams)              # group, rank 0's identity, same code?
+                  path, saved = distributed.load_newest(args)   # on `con`: one checkpoint for all ranks
+                  distributed.restore_rank_rng(saved, args)     # after state.restore
+                  evaluate(distributed.for_evaluation(model, args), ...)
+                  sys.exit(distributed.report(main))            # this rank's outcome for the launcher
+       (recorder.py): stop = AgreedStop(args); ... signum = stop.poll(local_signum) every step
+                      checkpoint extra: {"rng_ranks": rank_rng_states(args)}
+
+Rank 0 is the run: it alone writes the run folder, and every other rank takes its identity
+(folder, tag, id, seed), so a machine that joined a run creates nothing. With one process
+every function here does nothing but hand back what it was given.
+"""
+import os
+import socket
+import time
+import traceback
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+import state
+from utils.atomic import write_json
+
+IDENTITY = ("run_dir", "tag", "id", "seed", "fixed_seed", "commit", "subject", "command", "resume")
+
+
+def describe(args):
+    """This rank's machine and device, as recorded in statistic.json host.devices."""
+    name = f" {torch.cuda.get_device_name(args.device)}" if args.device.type == "cuda" else ""
+    return f"{socket.gethostname()} {args.device}{name}"
+
+
+def setup(args, hparams):
+    """Join the process group; take rank 0's identity; refuse ranks that run other code or config."""
+    args.rank_devices = [describe(args)]
+    if args.world_size == 1:
+        return
+    dist.init_process_group("nccl" if args.device.type == "cuda" else "gloo")
+    mine = {"host": socket.gethostname(), "commit": args.commit, "config": hparams, "device": describe(args),
+            "identity": {k: getattr(args, k) for k in IDENTITY}}
+    everyone = [None] * args.world_size
+    dist.all_gather_object(everyone, mine)
+    first = everyone[0]
+    for rank, other in enumerate(everyone):  # every rank sees the same list: all raise the same error
+        if other["commit"] != first["commit"]:
+            raise RuntimeError(f"rank {rank} on {other['host']} runs commit {str(other['commit'])[:10]}, "
+                               f"rank 0 on {first['host']} runs {str(first['commit'])[:10]}: "
+                               "check out the same commit on every machine")
+        if other["config"] != first["config"]:
+            changed = sorted(k for k in other["config"].keys() | first["config"].keys()
+                             if other["config"].get(k) != first["config"].get(k))
+            raise RuntimeError(f"rank {rank} on {other['host']} has another code/config.py than rank 0 "
+                               f"({', '.join(changed[:5])}): commit the same config on every machine")
+    for key, value in first["identity"].items():  # a joining machine drew its own seed: rank 0's counts
+        setattr(args, key, value)
+    args.rank_devices = [other["device"] for other in everyone]
+
+
+class AgreedStop:
+    """Whether any rank was asked to stop (SIGINT/SIGTERM), decided at the same step on every rank.
+
+    torchrun hands a signal to its workers one after another, and `kill` or a scheduler may
+    reach only some of them, so ranks see it at different steps; a rank stopping on its own
+    flag would leave the others waiting in the next all_reduce. So each step starts an
+    all_reduce(MAX) of the local signal number on the CPU (a gloo group, also beside NCCL)
+    without waiting for it, and the next step reads the result: no device synchronisation, no
+    wait on the network in practice, and all ranks stop together one step after the signal.
+    """
+
+    def __init__(self, args):
+        self.world_size = args.world_size
+        self.group = None  # the default group when it is gloo already
+        if self.world_size > 1 and dist.get_backend() != "gloo":
+            self.group = dist.new_group(backend="gloo")
+        self.flag = self.work = None
+
+    def poll(self, signum):
+        """The agreed signal number (None: go on); call it once per step on every rank."""
+        if self.world_size == 1:
+            return signum
+        agreed = None
+        if self.work is not None:
+            self.work.wait()
+            agreed = int(self.flag.item()) or None
+            self.work = None
+        if agreed is None:
+            self.flag = torch.tensor([signum or 0])
+            self.work = dist.all_reduce(self.flag, op=dist.ReduceOp.MAX, group=self.group, async_op=True)
+        return agreed
+
+    def close(self):
+        """Let the last all_reduce finish (every rank started it) before the group goes away."""
+        if self.work is not None:
+            self.work.wait()
+            self.work = None
+
+
+def load_newest(args):
+    """(path, checkpoint) that `con` resumes from, the same on every rank: rank 0 picks it (the
+    newest that loads) and a rank on a machine without the run folder (no shared file system)
+    receives it from rank 0. (None, None) on every rank when there is none."""
+    from utils import checkpoint
+
+    folder = f"{args.run_dir}/checkpoint"
+    if args.world_size == 1:
+        return checkpoint.load_newest(folder)
+    path, saved = checkpoint.load_newest(folder) if args.rank == 0 else (None, None)
+    shared = [str(path) if path is not None else None]
+    dist.broadcast_object_list(shared, src=0)
+    if shared[0] is None:
+        return None, None
+    path = Path(shared[0])
+    found = [None] * args.world_size
+    dist.all_gather_object(found, path.exists())
+    if not all(found):
+        sent = [saved]
+        dist.broadcast_object_list(sent, src=0)
+        return path, sent[0]
+    return path, saved if args.rank == 0 else checkpoint.load(path)
+
+
+def rank_rng_states(args):
+    """Every rank's RNG states, gathered on rank 0 for its checkpoint (None with one process).
+
+    Ranks may draw different amounts of random numbers (augmentation, variable lengths), so
+    an exact resume gives each rank its own generators back, not rank 0's.
+    """
+    if args.world_size == 1:
+        return None
+    everyone = [None] * args.world_size if args.rank == 0 else None
+    dist.gather_object(state.rng_states(), everyone, dst=0)
+    return everyone
+
+
+def restore_rank_rng(saved, args):
+    """After state.restore (which sets rank 0's generators everywhere): this rank's own."""
+    ranks = saved.get("rng_ranks")
+    if ranks and len(ranks) == args.world_size:
+        state.set_rng_states(ranks[args.rank])
+
+
+def for_evaluation(model, args):
+    """The plain module, holding rank 0's BatchNorm statistics on every rank.
+
+    Evaluation data is not padded, so ranks may hold different numbers of batches; DDP's
+    forward broadcasts the buffers each call, a collective that would then wait forever.
+    One broadcast here gives the same numbers without it.
+    """
+    if args.world_size == 1:
+        return model
+    module = state.unwrap(model)
+    for buffer in module.buffers():
+        dist.broadcast(buffer, src=0)
+    return module
+
+
+def error_text(error):
+    """The short form of an error for statistic.json (the whole traceback goes to the log)."""
+    from utils.checkpoint import CheckpointError
+    from utils.recorder import NonFinite
+
+    if isinstance(error, (NonFinite, CheckpointError)):  # their message says all (recorder.crashed alike)
+        return str(error)
+    return "".join(traceback.format_exception(error)[-3:]).strip()
+
+
+def report(main):
+    """Call main(), leave this rank's outcome in $EXPER_RANKS_DIR/rank<k>.json, then leave the group.
+
+    The outcome holds the exit code and, after an exception, the error and when it happened.
+    It is written before this rank leaves the process group: the other ranks notice a failed
+    peer only when it leaves, so their errors come later, and the earliest error across ranks
+    is the cause, the one the launcher records.
+    """
+    folder = os.environ.get("EXPER_RANKS_DIR")
+    rank = int(os.environ.get("RANK", 0))
+    outcome = {"rank": rank, "hostname": socket.gethostname(), "pid": os.getpid(), "exit": 1,
+               "time": None, "error": None, "traceback": None}
+    try:
+        outcome["exit"] = main()
+        # under the launcher the run's exit code travels in the outcome; torchrun only learns that
+        # this rank did not fail (a stop with a checkpoint is no failure to report with a banner)
+        return 0 if folder and int(os.environ.get("WORLD_SIZE", 1)) > 1 else outcome["exit"]
+    except SystemExit as stop:  # process() refusing the config
+        outcome["exit"] = stop.code if isinstance(stop.code, int) else 1
+        if outcome["exit"]:
+            outcome.update(time=time.time(), error=str(stop.code))
+        raise
+    except BaseException as error:
+        outcome.update(time=time.time(), error=error_text(error),
+                       traceback="".join(traceback.format_exception(error)))
+        raise
+    finally:
+        if folder:
+            write_json(os.path.join(folder, f"rank{rank}.json"), outcome)
+        if dist.is_initialized():
+            dist.destroy_process_group()
