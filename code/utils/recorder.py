@@ -5,12 +5,14 @@
     rec.step(loss, correct, count, lr)          # per step: an append of device tensors, nothing more
     rec.epoch_end(metrics) / rec.checkpoint(snapshot, name) / rec.finish(metrics, sha)
 
-Per-step values stay on the device; every `log_every_steps` they are read back in one transfer
-(reduced across processes under torchrun), and the rows go to metrics.csv and TensorBoard from
-the writer thread. Only rank 0 writes files; every rank calls the same methods.
+Per-step values stay on the device and make a row every `log_every_steps`; they are read back in
+one transfer for many rows at once, at most every READ_BACK_SECONDS (at each interval under
+torchrun, where they are reduced across processes), and the rows go to metrics.csv and
+TensorBoard from the writer thread. Only rank 0 writes files; every rank calls the same methods.
 """
 import copy
 import logging
+import math
 import os
 import signal
 import sys
@@ -29,6 +31,10 @@ from utils.runs import STATISTIC, BadRun, read_statistic
 from utils.statistic import run_record
 
 log = logging.getLogger(__name__)
+
+# Reading the per-step values back waits for the device, so it is done for many logging
+# intervals at once, at most this often: rows reach metrics.csv and TensorBoard this much later.
+READ_BACK_SECONDS = 0.5
 
 
 class Stop(Exception):
@@ -80,8 +86,11 @@ class Recorder:
         self.stop_signal = None
         self.agreed_stop = AgreedStop(args)  # under torchrun all ranks stop at the same step
         self.progress = None  # the loop's progress as the last step() saw it, to name a step
-        self.epoch_values = []  # (loss, correct, count) of each step of this epoch, on the device
+        self.epoch_values = []  # (loss, correct, count, lr) of each step of this epoch, on the device
         self.logged = 0  # how many of them are already in metrics.csv
+        self.next_log = args.log_every_steps or math.inf  # len(epoch_values) that completes an interval
+        self.read_back_at = 0.0  # time.monotonic() from which the next read-back may happen
+        self.graph = None  # (model, example) whose TensorBoard graph the first epoch end writes
         self.events = self.table = None
         self.bg = Background() if self.writes else None
         self.record = self._load_or_new_record()
@@ -128,8 +137,9 @@ class Recorder:
         a = self.args
         if saved is not None:
             device = a.device
-            self.epoch_values = [(v[0].to(device), v[1].to(device), v[2]) for v in saved["epoch_values"]]
+            self.epoch_values = [(v[0].to(device), v[1].to(device), *v[2:]) for v in saved["epoch_values"]]
             self.logged = saved["logged"]
+            self.next_log = self.logged + (a.log_every_steps or math.inf)
         if not self.writes:
             return
         host = run_record.host_info(torch, a.world_size, a.devices, a.rank_devices)
@@ -145,11 +155,8 @@ class Recorder:
         purge = progress["step"] + 1 if a.resume else None
         self.events = EventWriter(os.path.join(a.run_dir, "tensorboard"), purge_step=purge)
         self.bg.submit(self.events.hparams, self.hparams, [a.best_metric, "test/acc", "test/loss"])
-        if model is not None and not a.resume:
-            # trace a copy in eval mode with the RNG set aside: tracing must not touch the
-            # model's BatchNorm statistics nor draw random numbers the training would draw
-            with torch.random.fork_rng(devices=[]):
-                self.events.graph(copy.deepcopy(model).eval(), example)
+        if model is not None and progress["epoch"] == 0:
+            self.graph = (model, example)  # traced at the first epoch end, not before the first step
 
     def progress_bar(self, loader, epoch):
         """tqdm on stderr (never in the log), rank 0 only, off when stderr is not a terminal."""
@@ -159,11 +166,12 @@ class Recorder:
 
     # --- per step
     def step(self, loss, correct, count, lr, progress):
+        """Per step: an append of device tensors; their rows come later, from one read-back."""
+        self.epoch_values.append((loss, correct, count, lr))
         self.progress = progress
-        self.epoch_values.append((loss, correct, count))
-        every = self.args.log_every_steps
-        if every and len(self.epoch_values) - self.logged >= every:
-            self._log_steps(progress, lr)
+        if len(self.epoch_values) >= self.next_log and (
+                self.args.world_size > 1 or time.monotonic() >= self.read_back_at):
+            self._log_steps(progress)
         signum = self.agreed_stop.poll(self.stop_signal)
         if signum:
             raise Stop(signum)
@@ -175,10 +183,10 @@ class Recorder:
 
     def _sums(self, values):
         """(sum of loss*count, correct, count) over the given steps, global across processes."""
-        losses = torch.stack([v[0].float() * v[2] for v in values]).sum()
+        losses = torch.stack([v[0] for v in values]).float()  # a few operations, however many steps
+        counts = torch.tensor([v[2] for v in values], dtype=torch.float32, device=losses.device)
         correct = torch.stack([v[1] for v in values]).sum().float()
-        count = torch.tensor(float(sum(v[2] for v in values)), device=losses.device)
-        return self._reduce(torch.stack([losses, correct, count])).tolist()
+        return self._reduce(torch.stack([(losses * counts).sum(), correct, counts.sum()])).tolist()
 
     def _check_finite(self, values, progress):
         if self.args.stop_on_nan:
@@ -187,14 +195,40 @@ class Recorder:
                 step = progress["step"] - len(values) + finite.index(False) + 1
                 raise NonFinite(f"the loss is not finite at step {step} (epoch {progress['epoch'] + 1})")
 
-    def _log_steps(self, progress, lr):
-        values = self.epoch_values[self.logged:]
-        self._check_finite(values, progress)
-        loss, correct, count = self._sums(values)
-        self.logged = len(self.epoch_values)
-        row = {"epoch": progress["epoch"], "step": progress["step"],
-               "train/loss_step": loss / count, "train/acc_step": correct / count, "lr": lr}
-        self._rows([row])
+    def _log_steps(self, progress):
+        """A row for each whole logging interval not logged yet, all read back in one transfer.
+
+        A row sums its own interval's steps in order, so the rows are the same whichever step
+        reads them back (a resumed run's equal an uninterrupted run's). Under torchrun every
+        process reduces here, so there it runs at each interval, on every rank alike.
+        """
+        every, values, first = self.args.log_every_steps, self.epoch_values, self.logged
+        end = first + (len(values) - first) // every * every if every else first
+        if end == first:
+            return
+        chunk, n = values[first:end], end - first
+        host = torch.cat([torch.stack([v[0] for v in chunk]).float(), torch.stack([v[1] for v in chunk]).float()])
+        host = host.tolist()  # the one transfer, and the one wait for the device, of these intervals
+        if self.args.stop_on_nan and not math.isfinite(sum(host[:n])):
+            bad = next(i for i in range(n) if not math.isfinite(host[i]))
+            step = progress["step"] - len(values) + first + bad + 1
+            raise NonFinite(f"the loss is not finite at step {step} (epoch {progress['epoch'] + 1})")
+        sums = []
+        for start in range(0, n, every):
+            loss = correct = count = 0.0
+            for i in range(start, start + every):
+                loss += host[i] * chunk[i][2]
+                correct += host[n + i]
+                count += chunk[i][2]
+            sums.append([loss, correct, count])
+        if self.args.world_size > 1:
+            sums = self._reduce(torch.tensor(sums, dtype=torch.float64, device=self.args.device)).tolist()
+        before = progress["step"] - len(values) + first  # the global step before chunk[0]
+        self._rows([{"epoch": progress["epoch"], "step": before + k * every, "train/loss_step": loss / count,
+                     "train/acc_step": correct / count, "lr": chunk[k * every - 1][3]}
+                    for k, (loss, correct, count) in enumerate(sums, 1)])
+        self.logged, self.next_log = end, end + every
+        self.read_back_at = time.monotonic() + READ_BACK_SECONDS
 
     def _rows(self, rows):
         if self.writes:
@@ -209,21 +243,30 @@ class Recorder:
     # --- epochs, checkpoints, the end
     def epoch_train_metrics(self, progress):
         """train/loss and train/acc of the epoch just ended (the partial interval is logged too)."""
+        self._log_steps(progress)
         if self.logged < len(self.epoch_values):
             self._check_finite(self.epoch_values[self.logged:], progress)
         if not self.epoch_values:
             return {}
         loss, correct, count = self._sums(self.epoch_values)
-        self.epoch_values, self.logged = [], 0
+        self.epoch_values, self.logged, self.next_log = [], 0, self.args.log_every_steps or math.inf
         return {"train/loss": loss / count, "train/acc": correct / count}
 
     def epoch_end(self, metrics):
         self._rows([metrics])
+        if self.writes and self.graph is not None:
+            # trace a copy in eval mode with the RNG set aside: tracing must not touch the
+            # model's BatchNorm statistics nor draw random numbers the training would draw
+            (model, example), self.graph = self.graph, None
+            with torch.random.fork_rng(devices=[]):
+                self.events.graph(copy.deepcopy(model).eval(), example)
         if self.writes:
             self.record["metrics"].update(metrics)
             self._write_record()
 
     def checkpoint_state(self):
+        if self.progress is not None:  # the rows up to here are written before the checkpoint is
+            self._log_steps(self.progress)
         return {"epoch_values": list(self.epoch_values), "logged": self.logged, "config": self.hparams,
                 "commit": self.args.commit, "seed": self.args.seed, "rng_ranks": rank_rng_states(self.args)}
 
