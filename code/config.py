@@ -30,7 +30,7 @@ stop_on_nan = True  # a non-finite loss ends the run as crashed, naming the step
 log_every_steps = 10  # a metrics.csv row and TensorBoard point every this many steps (0: per epoch only)
 best_metric = "val/acc"  # the metric epoch_best.pth follows ...
 best_mode = "max"  # ... and whether higher ("max") or lower ("min") is better
-checkpoint_every_steps = 0  # also checkpoint within an epoch every this many steps (0: epoch ends only)
+checkpoint_every_steps = 0  # also checkpoint every this many steps: a kill loses no more (0: epoch ends only)
 keep_checkpoints = 2  # newest checkpoints kept (epoch_best.pth's target is always kept too)
 progress_bar = True  # tqdm progress on stderr (never in the log)
 

@@ -18,7 +18,7 @@ from args_process import process
 from dataloader import build_loaders
 from epoch import evaluate, train_epoch
 from model import Net
-from utils import checkpoint, distributed
+from utils import distributed
 from utils.recorder import Recorder, Stop, setup_logging
 from utils.statistic.run_record import hyperparameters
 
@@ -71,11 +71,25 @@ def better(value, best, mode):
     return best is None or (value > best if mode == "max" else value < best)
 
 
+def load_resume_point(args, hparams):
+    """The run's newest checkpoint that loads, checked before anything is written: a checkpoint
+    of another commit, config or process count would not continue this run exactly."""
+    path, saved = distributed.load_newest(args)  # rank 0 picks it for all ranks
+    if saved is None:
+        raise SystemExit(f"error: {args.tag}/{args.id} has no checkpoint that loads; `rerun {args.tag}` starts afresh")
+    problem = state.mismatch(saved, hparams, args.commit, args.world_size)
+    if problem:
+        raise SystemExit(f"error: {path.name} is not {args.tag}/{args.id}'s own: {problem}; nothing was changed")
+    log.info("resuming from %s", path.name)
+    return saved
+
+
 def main():
     args = process(config)
     distributed.setup(args, hyperparameters(config))  # under torchrun: the group, and rank 0's identity and seed
     setup_logging(args)
     hparams = hyperparameters(config)
+    saved = load_resume_point(args, hparams) if args.resume else None
     seed_everything(args.seed, args.deterministic)
 
     loaders = build_loaders(args)
@@ -86,10 +100,8 @@ def main():
     progress = {"epoch": 0, "batch": 0, "step": 0, "best": None}
     rec = Recorder(args, hparams)  # from here on, Ctrl-C stops at a step boundary with a checkpoint
 
-    saved = None
-    if args.resume:
-        progress, saved = state.restore(checkpoint.load(checkpoint.newest(f"{args.run_dir}/checkpoint")),
-                                        model, optimizer, scheduler, scaler)
+    if saved is not None:
+        progress, saved = state.restore(saved, model, optimizer, scheduler, scaler)
         distributed.restore_rank_rng(saved, args)
     example = next(iter(loaders.val))[0][:1].to(args.device)
     rec.start(progress, saved, state.unwrap(model), example)
@@ -100,15 +112,15 @@ def main():
     if args.torch_compile:
         model = torch.compile(model)
 
-    def snapshot():
-        return state.snapshot(model, optimizer, scheduler, scaler, progress, rec.checkpoint_state())
+    def snapshot(extra, into):  # called by rec.checkpoint once the previous save is written
+        return state.snapshot(model, optimizer, scheduler, scaler, progress, extra, into)
 
     def after_step(loss, correct, count):
         progress["batch"] += 1
         progress["step"] += 1
         rec.step(loss, correct, count, scheduler.get_last_lr()[0], progress)
         if args.checkpoint_every_steps and progress["step"] % args.checkpoint_every_steps == 0:
-            rec.checkpoint(snapshot(), f"step_{progress['step']}.pth")
+            rec.checkpoint(snapshot, f"step_{progress['step']}.pth")
 
     try:
         for epoch in range(progress["epoch"], args.epochs):
@@ -126,7 +138,7 @@ def main():
             log.info("epoch %d/%d  %s", epoch + 1, args.epochs,
                      "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k not in ("epoch", "step")))
             rec.epoch_end(metrics)
-            rec.checkpoint(snapshot(), f"epoch_{epoch + 1}.pth", best=is_best)
+            rec.checkpoint(snapshot, f"epoch_{epoch + 1}.pth", best=is_best)
         final = evaluate_split(model, loaders.test, args, "test")
         log.info("test  %s", "  ".join(f"{k} {v:.4f}" for k, v in final.items()))
         sha = state.weights_sha256(model)
@@ -134,7 +146,7 @@ def main():
         log.info("finished: weights_sha256 %s", sha)
         return 0
     except Stop as stop:
-        rec.checkpoint(snapshot(), f"step_{progress['step']}.pth")
+        rec.checkpoint(snapshot, f"step_{progress['step']}.pth")
         rec.interrupted(stop.signum)
         return 128 + stop.signum
     except BaseException as error:

@@ -413,7 +413,9 @@ def continue_main(argv):
     claim = _claim(run_dir(root, tag, id_), f"{tag}/{id_}")  # noqa: F841  (held while this process lives)
     id_, record = _choose_unfinished(root, tag, id_)  # again: another con may have finished it meanwhile
     folder = run_dir(root, tag, id_)
-    if not (folder / "checkpoint" / "epoch_last.pth").exists():
+    from utils.checkpoint import candidates  # no torch: only lists files
+
+    if not candidates(folder / "checkpoint"):  # main.py loads the newest that loads, epoch_last.pth's first
         raise UsageError(f"{tag}/{id_} has no checkpoint to continue from; `rerun {tag}` starts it afresh")
     g.head(root)
     marked = g.tag_commit(root, tag)

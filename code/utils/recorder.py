@@ -92,6 +92,7 @@ class Recorder:
         self.read_back_at = 0.0  # time.monotonic() from which the next read-back may happen
         self.graph = None  # (model, example) whose TensorBoard graph the first epoch end writes
         self.events = self.table = None
+        self.last_snapshot = None  # the newest checkpoint's host copy: the next one copies into its tensors
         self.bg = Background() if self.writes else None
         self.record = self._load_or_new_record()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -135,9 +136,12 @@ class Recorder:
     def start(self, progress, saved=None, model=None, example=None):
         """A new session; `saved` is the checkpoint a resumed run continues from."""
         a = self.args
+        if saved is not None and saved["epoch_values"] is not None:  # this rank's row of every rank's values
+            *tensors, rest = saved["epoch_values"]
+            losses, correct, counts = (v[a.rank].to(a.device) for v in tensors)
+            steps = zip(losses.unbind(), correct.unbind(), counts.tolist(), rest, strict=True)
+            self.epoch_values = [(loss, right, count, *more) for loss, right, count, more in steps]
         if saved is not None:
-            device = a.device
-            self.epoch_values = [(v[0].to(device), v[1].to(device), *v[2:]) for v in saved["epoch_values"]]
             self.logged = saved["logged"]
             self.next_log = self.logged + (a.log_every_steps or math.inf)
         if not self.writes:
@@ -150,7 +154,8 @@ class Recorder:
                   f"({self.record['sessions'][-1]['started']}) -----", flush=True)
         from utils.tb import EventWriter
 
-        self.table = MetricsFile(os.path.join(a.run_dir, "metrics.csv"), progress["step"] if a.resume else None)
+        self.table = MetricsFile(os.path.join(a.run_dir, "metrics.csv"), progress["step"] if a.resume else None,
+                                 progress["epoch"])
         # drop what the stopped session wrote after its checkpoint; rows at the checkpoint's step stay
         purge = progress["step"] + 1 if a.resume else None
         self.events = EventWriter(os.path.join(a.run_dir, "tensorboard"), purge_step=purge)
@@ -265,20 +270,49 @@ class Recorder:
             self._write_record()
 
     def checkpoint_state(self):
+        """What a checkpoint holds besides the training state; every rank calls it (a collective).
+
+        The epoch's per-step values are each rank's own (their sums are reduced when read), so
+        the checkpoint keeps every rank's: three tensors of shape (world_size, steps so far), and
+        what else each step keeps (plain values, the same on every rank).
+        """
         if self.progress is not None:  # the rows up to here are written before the checkpoint is
             self._log_steps(self.progress)
-        return {"epoch_values": list(self.epoch_values), "logged": self.logged, "config": self.hparams,
-                "commit": self.args.commit, "seed": self.args.seed, "rng_ranks": rank_rng_states(self.args)}
+        values = self.epoch_values
+        stacked = None
+        if values:
+            stacked = [torch.stack([v[0] for v in values]), torch.stack([v[1] for v in values]),
+                       torch.tensor([v[2] for v in values], device=values[0][0].device)]
+            if self.args.world_size > 1:
+                stacked = [self._gather(t) for t in stacked]
+            else:
+                stacked = [t.unsqueeze(0) for t in stacked]
+            stacked.append([v[3:] for v in values])
+        return {"epoch_values": stacked, "logged": self.logged, "config": self.hparams,
+                "commit": self.args.commit, "seed": self.args.seed, "world_size": self.args.world_size,
+                "rng_ranks": rank_rng_states(self.args)}
 
-    def checkpoint(self, snap, name, best=False):
-        """Write a snapshot in the background; a second save first waits for the first."""
+    def _gather(self, tensor):
+        out = [torch.empty_like(tensor) for _ in range(self.args.world_size)]
+        torch.distributed.all_gather(out, tensor)
+        return torch.stack(out)
+
+    def checkpoint(self, take, name, best=False):
+        """Write take(extra, into) in the background: the loop waits only for the in-memory snapshot.
+
+        take returns the snapshot (state.snapshot), copying into the tensors of `into`, the
+        previous snapshot: so the previous write must be over first (a second save waits for the
+        first). Only rank 0 takes one: the other ranks hold the same state and write nothing.
+        """
         if self.progress is not None and self.logged < len(self.epoch_values):
             # weights a non-finite loss has touched must never become the checkpoint `con` resumes
             self._check_finite(self.epoch_values[self.logged:], self.progress)
+        extra = self.checkpoint_state()
         if self.writes:
             self.bg.wait()
+            self.last_snapshot = take(extra, self.last_snapshot)
             path = os.path.join(self.args.run_dir, "checkpoint")
-            self.bg.submit(checkpoint.save, path, name, snap, best, self.args.keep_checkpoints)
+            self.bg.submit(checkpoint.save, path, name, self.last_snapshot, best, self.args.keep_checkpoints)
 
     def finish(self, metrics, sha):
         self.agreed_stop.close()
