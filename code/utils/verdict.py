@@ -1,47 +1,48 @@
 """Did a rerun reproduce the earlier runs? Usage: print(verdict(root, tag, new_id))
 
-Compares the new run with every earlier finished run of the tag that had the same seed:
-exact means the same weights_sha256 and the same metrics; otherwise it names the metrics
-that differ and by how much, and what differs in the recorded environment, so a difference
-can be explained (another torch, another device, determinism off).
+Compares the new run with every earlier finished run of the tag that had the same seed (runs
+with another seed are not comparable, so they are not compared): exact means the same
+weights_sha256 and the same metrics. Otherwise it names the metrics that differ and by how
+much. Either way it lists what differs in what the runs recorded about themselves: the
+commit (a tag moved with `git tag -f`), the config, the machine and its software (another
+torch, another device, determinism off), so a difference can be explained and an exact
+reproduction across machines is known to be one. No torch here: it reads statistic.json only.
 """
 from utils.runs import iter_runs, read_statistic, run_dir
 
-ENVIRONMENT = ("torch", "cuda", "gpus", "cpu", "python", "world_size", "hostname")
-SETTINGS = ("deterministic", "amp", "torch_compile", "device", "cpu_processes", "num_workers")
+# what host_info() records that can change results; user, hostname and memory cannot
+ENVIRONMENT = ("torch", "cuda", "gpus", "visible_devices", "world_size", "cpu", "cpu_count", "python", "os")
 
 
-def _metric_changes(new, old):
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _changes(new, old, keys, label=""):
     lines = []
-    for key in sorted(new.keys() | old.keys()):
+    for key in keys:
         a, b = new.get(key), old.get(key)
         if a == b:
             continue
-        if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-            lines.append(f"{key} {a:.6g} vs {b:.6g} ({a - b:+.3g})")
+        if _number(a) and _number(b):
+            lines.append(f"{label}{key} {a:.6g} vs {b:.6g} ({a - b:+.3g})")
         else:
-            lines.append(f"{key} {a!r} vs {b!r}")
+            lines.append(f"{label}{key} {a!r} vs {b!r}")
     return lines
 
 
-def _environment_changes(new, old):
+def environment_changes(new, old):
+    """What the two runs recorded differently about how they ran: commit, config, machine."""
     lines = []
-    for key in ENVIRONMENT:
-        a, b = new.get("host", {}).get(key), old.get("host", {}).get(key)
-        if a != b:
-            lines.append(f"{key} {a!r} vs {b!r}")
-    for key in SETTINGS:
-        a, b = new.get("hyperparameters", {}).get(key), old.get("hyperparameters", {}).get(key)
-        if a != b:
-            lines.append(f"config {key} {a!r} vs {b!r}")
+    if new.get("commit") != old.get("commit"):
+        lines.append(f"commit {str(new.get('commit'))[:10]} vs {str(old.get('commit'))[:10]} (the tag was moved)")
+    new_h, old_h = new.get("hyperparameters") or {}, old.get("hyperparameters") or {}
+    lines += _changes(new_h, old_h, sorted(new_h.keys() | old_h.keys()), "config ")
+    lines += _changes(new.get("host") or {}, old.get("host") or {}, ENVIRONMENT)
     return lines
 
 
-def verdict(root, tag, new_id):
-    new = read_statistic(run_dir(root, tag, new_id))
-    if new.get("status") != "finished":
-        return f"{tag}/{new_id} did not finish ({new.get('status')}): nothing to compare"
-    earlier = []
+def _earlier(root, tag, new_id, seed):
     for _, id_, folder in iter_runs(root, [tag]):
         if id_ == new_id:
             continue
@@ -49,20 +50,32 @@ def verdict(root, tag, new_id):
             old = read_statistic(folder)
         except Exception:  # noqa: BLE001  (a broken earlier run is simply not compared)
             continue
-        if old.get("status") == "finished" and old.get("seed") == new.get("seed"):
-            earlier.append((id_, old))
+        if old.get("status") == "finished" and old.get("seed") == seed:
+            yield id_, old
+
+
+def verdict(root, tag, new_id):
+    new = read_statistic(run_dir(root, tag, new_id))
+    if new.get("status") != "finished":
+        return f"{tag}/{new_id} did not finish ({new.get('status')}): nothing to compare"
+    earlier = list(_earlier(root, tag, new_id, new.get("seed")))
     if not earlier:
-        return f"{tag}/{new_id}: no earlier finished run of {tag} with seed {new.get('seed')} to compare with"
+        return (f"{tag}/{new_id}: no earlier finished run of {tag} with seed {new.get('seed')} to compare with "
+                f"(`rerun {tag}/<id>` reuses that run's seed)")
     lines = []
     for id_, old in earlier:
-        metrics = _metric_changes(new.get("metrics", {}), old.get("metrics", {}))
-        if not metrics and new.get("weights_sha256") == old.get("weights_sha256"):
+        new_m, old_m = new.get("metrics") or {}, old.get("metrics") or {}
+        metrics = _changes(new_m, old_m, sorted(new_m.keys() | old_m.keys()))
+        same_weights = new.get("weights_sha256") == old.get("weights_sha256")
+        exact = same_weights and not metrics
+        if exact:
             lines.append(f"reproduced {tag}/{id_} exactly: same weights_sha256 and metrics")
-            continue
-        lines.append(f"differs from {tag}/{id_}:")
-        if new.get("weights_sha256") != old.get("weights_sha256"):
-            lines.append("  weights_sha256 differs")
-        lines += [f"  {m}" for m in metrics]
-        env = _environment_changes(new, old)
-        lines += [f"  environment: {e}" for e in env] or ["  environment: the same as recorded"]
+        else:
+            lines.append(f"differs from {tag}/{id_}:")
+            lines += [] if same_weights else ["  weights_sha256 differs"]
+            lines += [f"  {m}" for m in metrics]
+        env = environment_changes(new, old)
+        lines += [f"  recorded differently: {e}" for e in env]
+        if not env and not exact:  # nothing explains it: nondeterminism the settings did not catch
+            lines.append("  recorded the same: commit, config, machine and software")
     return "\n".join(lines)
