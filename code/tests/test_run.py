@@ -162,7 +162,7 @@ def test_rerun_from_elsewhere_leaves_the_tree_alone(project):
 
 def test_listings_and_dead(project):
     assert sh(project, "run listed -f").returncode == 0
-    set_config(project, epochs=50)
+    set_config(project, epochs=10)
     commit(project, "long run")
     proc = start(project, "run killed")
     wait_for(lambda: (project / "__result__/killed/0/checkpoint/epoch_last.pth").exists())
@@ -247,7 +247,7 @@ def test_usage_and_exper(project):
 
 
 def test_statistic_is_json_while_running(project):
-    set_config(project, epochs=20)
+    set_config(project, epochs=6)
     commit(project, "longer")
     proc = start(project, "run live -f")
     seen = set()
