@@ -88,6 +88,7 @@ class Recorder:
         self.progress = None  # the loop's progress as the last step() saw it, to name a step
         self.epoch_values = []  # (loss, correct, count, lr) of each step of this epoch, on the device
         self.logged = 0  # how many of them are already in metrics.csv
+        self.sums = [0.0, 0.0, 0]  # loss * count, correct and count of those, added step after step
         self.next_log = args.log_every_steps or math.inf  # len(epoch_values) that completes an interval
         self.read_back_at = 0.0  # time.monotonic() from which the next read-back may happen
         self.graph = None  # (model, example) whose TensorBoard graph the first epoch end writes
@@ -144,6 +145,8 @@ class Recorder:
         if saved is not None:
             self.logged = saved["logged"]
             self.next_log = self.logged + (a.log_every_steps or math.inf)
+            if self.logged:  # the epoch's sums so far, added in the same order as the stopped session did
+                self._add(self._read(self.epoch_values[:self.logged]))
         if not self.writes:
             return
         host = run_record.host_info(torch, a.world_size, a.devices, a.rank_devices)
@@ -186,13 +189,6 @@ class Recorder:
             torch.distributed.all_reduce(tensor)
         return tensor
 
-    def _sums(self, values):
-        """(sum of loss*count, correct, count) over the given steps, global across processes."""
-        losses = torch.stack([v[0] for v in values]).float()  # a few operations, however many steps
-        counts = torch.tensor([v[2] for v in values], dtype=torch.float32, device=losses.device)
-        correct = torch.stack([v[1] for v in values]).sum().float()
-        return self._reduce(torch.stack([(losses * counts).sum(), correct, counts.sum()])).tolist()
-
     def _check_finite(self, values, progress):
         if self.args.stop_on_nan:
             finite = torch.isfinite(torch.stack([v[0] for v in values])).tolist()
@@ -200,40 +196,59 @@ class Recorder:
                 step = progress["step"] - len(values) + finite.index(False) + 1
                 raise NonFinite(f"the loss is not finite at step {step} (epoch {progress['epoch'] + 1})")
 
-    def _log_steps(self, progress):
-        """A row for each whole logging interval not logged yet, all read back in one transfer.
+    def _read(self, chunk):
+        """Each step's (loss * count, correct, count) as Python numbers: one transfer from the device."""
+        n = len(chunk)
+        host = torch.cat([torch.stack([v[0] for v in chunk]).float(), torch.stack([v[1] for v in chunk]).float()])
+        host = host.tolist()  # the one wait for the device
+        return [(host[i] * chunk[i][2], host[n + i], chunk[i][2]) for i in range(n)]
 
-        A row sums its own interval's steps in order, so the rows are the same whichever step
-        reads them back (a resumed run's equal an uninterrupted run's). Under torchrun every
+    def _add(self, steps):
+        sums = self.sums
+        for loss, correct, count in steps:
+            sums[0] += loss
+            sums[1] += correct
+            sums[2] += count
+
+    def _log_steps(self, progress, everything=False):
+        """Read back the whole logging intervals not logged yet (everything: all steps), add them
+        to the epoch's sums and make a row of each interval.
+
+        Sums are added step after step, in order, so rows and epoch sums are the same whichever
+        step reads them back (a resumed run's equal an uninterrupted run's). Under torchrun every
         process reduces here, so there it runs at each interval, on every rank alike.
         """
         every, values, first = self.args.log_every_steps, self.epoch_values, self.logged
-        end = first + (len(values) - first) // every * every if every else first
+        end = len(values) if everything else first + (len(values) - first) // every * every if every else first
         if end == first:
             return
-        chunk, n = values[first:end], end - first
-        host = torch.cat([torch.stack([v[0] for v in chunk]).float(), torch.stack([v[1] for v in chunk]).float()])
-        host = host.tolist()  # the one transfer, and the one wait for the device, of these intervals
-        if self.args.stop_on_nan and not math.isfinite(sum(host[:n])):
-            bad = next(i for i in range(n) if not math.isfinite(host[i]))
+        steps = self._read(values[first:end])
+        if self.args.stop_on_nan and not math.isfinite(sum(loss for loss, _, _ in steps)):
+            bad = next(i for i, (loss, _, _) in enumerate(steps) if not math.isfinite(loss))
             step = progress["step"] - len(values) + first + bad + 1
             raise NonFinite(f"the loss is not finite at step {step} (epoch {progress['epoch'] + 1})")
+        self._add(steps)
+        self.logged = end
+        self.read_back_at = time.monotonic() + READ_BACK_SECONDS
+        if not every:
+            return
         sums = []
-        for start in range(0, n, every):
+        for start in range(0, len(steps) - every + 1, every):  # whole intervals (first is a boundary)
             loss = correct = count = 0.0
-            for i in range(start, start + every):
-                loss += host[i] * chunk[i][2]
-                correct += host[n + i]
-                count += chunk[i][2]
+            for step_loss, step_correct, step_count in steps[start:start + every]:
+                loss += step_loss
+                correct += step_correct
+                count += step_count
             sums.append([loss, correct, count])
+        self.next_log = first + len(sums) * every + every
+        if not sums:
+            return
         if self.args.world_size > 1:
             sums = self._reduce(torch.tensor(sums, dtype=torch.float64, device=self.args.device)).tolist()
-        before = progress["step"] - len(values) + first  # the global step before chunk[0]
+        before = progress["step"] - len(values) + first  # the global step before values[first]
         self._rows([{"epoch": progress["epoch"], "step": before + k * every, "train/loss_step": loss / count,
-                     "train/acc_step": correct / count, "lr": chunk[k * every - 1][3]}
+                     "train/acc_step": correct / count, "lr": values[first + k * every - 1][3]}
                     for k, (loss, correct, count) in enumerate(sums, 1)])
-        self.logged, self.next_log = end, end + every
-        self.read_back_at = time.monotonic() + READ_BACK_SECONDS
 
     def _rows(self, rows):
         if self.writes:
@@ -247,14 +262,16 @@ class Recorder:
 
     # --- epochs, checkpoints, the end
     def epoch_train_metrics(self, progress):
-        """train/loss and train/acc of the epoch just ended (the partial interval is logged too)."""
-        self._log_steps(progress)
-        if self.logged < len(self.epoch_values):
-            self._check_finite(self.epoch_values[self.logged:], progress)
-        if not self.epoch_values:
-            return {}
-        loss, correct, count = self._sums(self.epoch_values)
+        """train/loss and train/acc of the epoch just ended (its last partial interval is read too)."""
+        self._log_steps(progress, everything=True)
+        loss, correct, count = self.sums
+        if self.args.world_size > 1:
+            loss, correct, count = self._reduce(torch.tensor(self.sums, dtype=torch.float64,
+                                                             device=self.args.device)).tolist()
         self.epoch_values, self.logged, self.next_log = [], 0, self.args.log_every_steps or math.inf
+        self.sums = [0.0, 0.0, 0]
+        if not count:
+            return {}
         return {"train/loss": loss / count, "train/acc": correct / count}
 
     def epoch_end(self, metrics):
