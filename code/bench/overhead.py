@@ -1,0 +1,326 @@
+"""What recording costs a training loop. Usage: python3 code/bench/overhead.py [--quick] [--steps N] [--rounds R]
+
+Also: python3 code/bench/overhead.py --switches [--quick]: the example's own samples per second
+(model.py, dataloader.py, epoch.py, config.py's values) on this machine's device with each of
+config.py's switches: amp (mixed precision), torch_compile, both.
+
+The template's loop as main.py runs it: epoch.train_epoch with main.py's after_step hook, the
+Recorder on a real run folder in a temporary project (statistic.json, metrics.csv, TensorBoard
+events written by its writer thread, the tqdm bar drawn to a terminal), epoch ends recorded,
+checkpoints off and on. Against it: the same loop with after_step doing nothing (bare), a
+second bare loop (what noise looks like), and two peers: appending .item() values to a Python
+list (the floor of any recording) and torch's SummaryWriter.add_scalar every step.
+
+A tiny MLP on one torch thread (about 350 µs per step), where any cost per step shows most.
+Each variant runs right beside a bare loop, round after round (see common.py); a figure is the
+median over rounds of the pair's ratio, for the wall time and for the process's CPU time. Goals:
+at most 1.03x when logging every step, 1.01x at the shipped log_every_steps.
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from types import SimpleNamespace
+
+import torch
+from common import median, on_path, paired
+from torch import nn
+
+on_path()
+
+import config  # code/ is on the path from here on
+import state
+from args_process import process
+from epoch import train_epoch
+from main import build_optimizer, build_scheduler
+from utils import distributed
+from utils.recorder import Recorder
+from utils.statistic.run_record import hyperparameters
+
+EPOCHS = 2
+SHIPPED = config.log_every_steps
+
+
+class Terminal:
+    """stderr as tqdm sees it in a terminal (so the bar is drawn), written to /dev/null."""
+
+    def __init__(self):
+        self.file = open(os.devnull, "w")
+
+    def write(self, text):
+        return self.file.write(text)
+
+    def flush(self):
+        self.file.flush()
+
+    def isatty(self):
+        return True
+
+    def fileno(self):
+        return self.file.fileno()
+
+
+class Clock:
+    """Wall time and the process's CPU time (all its threads: the writer's work counts too)."""
+
+    def __init__(self):
+        self.wall = self.cpu = 0.0
+        self.resume()
+
+    def resume(self):
+        self.started = time.perf_counter(), time.process_time()
+
+    def pause(self):
+        """Count the time since resume(); returns its wall seconds."""
+        wall, cpu = time.perf_counter() - self.started[0], time.process_time() - self.started[1]
+        self.wall, self.cpu = self.wall + wall, self.cpu + cpu
+        return wall
+
+    def stop(self):
+        self.pause()
+        return self.wall, self.cpu
+
+
+def run_args(root, id_, **changes):
+    """(args, config values) of run bench/<id_> in the project `root`, config.py's values changed,
+    as main.py has them when `run` starts it (the identity travels in EXPER_* variables)."""
+    os.environ.update(EXPER_ROOT=str(root), EXPER_RUN_DIR=f"{root}/__result__/bench/{id_}", EXPER_TAG="bench",
+                      EXPER_ID=str(id_), EXPER_SEED="1", EXPER_FIXED_SEED="1", EXPER_COMMIT="0" * 40,
+                      EXPER_SUBJECT="bench", EXPER_COMMAND="run bench", EXPER_RESUME="0")
+    values = {k: v for k, v in vars(config).items() if not k.startswith("_")}
+    values.update(changes)
+    os.makedirs(os.environ["EXPER_RUN_DIR"], exist_ok=True)
+    args = process(SimpleNamespace(**values))
+    distributed.setup(args, hyperparameters(SimpleNamespace(**values)))  # as main.py: one process here
+    return args, values
+
+
+class Bench:
+    def __init__(self, root, steps):
+        torch.manual_seed(0)
+        self.root, self.per_epoch = root, steps // EPOCHS
+        self.model = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
+                                   nn.Linear(64, 10))
+        self.initial = {k: v.clone() for k, v in self.model.state_dict().items()}
+        self.batches = [(torch.rand(32, 1, 8, 8), torch.randint(0, 10, (32,))) for _ in range(self.per_epoch)]
+        self.runs = 0
+        self.once = {"start": [], "graph": [], "end": []}  # seconds of what a run does once, not per step
+
+    def args(self, log_every_steps=SHIPPED, checkpoint_every_steps=0):
+        """The run's arguments as main.py gets them, for a new run folder of the temporary project."""
+        self.runs += 1
+        return run_args(self.root, self.runs, epochs=EPOCHS, device="cpu", progress_bar=True,
+                        log_every_steps=log_every_steps, checkpoint_every_steps=checkpoint_every_steps)
+
+    def fresh(self, args):
+        self.model.load_state_dict(self.initial)
+        optimizer = build_optimizer(self.model, args)
+        scheduler = build_scheduler(optimizer, args, self.per_epoch)
+        scaler = torch.amp.GradScaler("cpu", enabled=False)
+        return optimizer, scheduler, scaler
+
+    def bare(self):
+        args, _ = self.args()
+        optimizer, scheduler, scaler = self.fresh(args)
+
+        def after_step(loss, correct, count):
+            pass
+
+        clock = Clock()
+        for _ in range(EPOCHS):
+            train_epoch(self.model, self.batches, optimizer, scheduler, scaler, args, after_step)
+        return clock.stop()
+
+    def floor(self):
+        """PEERS.md's floor: every value read with .item() into a list, dumped as JSON at the end."""
+        args, _ = self.args()
+        optimizer, scheduler, scaler = self.fresh(args)
+        rows = []
+
+        def after_step(loss, correct, count):
+            rows.append((loss.item(), correct.item() / count, scheduler.get_last_lr()[0]))
+
+        clock = Clock()
+        for _ in range(EPOCHS):
+            train_epoch(self.model, self.batches, optimizer, scheduler, scaler, args, after_step)
+        with open(os.path.join(args.run_dir, "rows.json"), "w") as f:
+            json.dump(rows, f)
+        return clock.stop()
+
+    def summary_writer(self):
+        """The peer: torch.utils.tensorboard's SummaryWriter, the same 4 scalars every step."""
+        from torch.utils.tensorboard import SummaryWriter
+
+        args, _ = self.args()
+        optimizer, scheduler, scaler = self.fresh(args)
+        writer = SummaryWriter(os.path.join(args.run_dir, "tensorboard"))
+        progress = {"epoch": 0, "step": 0}
+
+        def after_step(loss, correct, count):
+            progress["step"] += 1
+            step = progress["step"]
+            writer.add_scalar("train/loss_step", loss.item(), step)
+            writer.add_scalar("train/acc_step", correct.item() / count, step)
+            writer.add_scalar("lr", scheduler.get_last_lr()[0], step)
+            writer.add_scalar("epoch", progress["epoch"], step)
+
+        clock = Clock()
+        for epoch in range(EPOCHS):
+            progress["epoch"] = epoch
+            train_epoch(self.model, self.batches, optimizer, scheduler, scaler, args, after_step)
+        writer.close()
+        return clock.stop()
+
+    def template(self, log_every_steps, checkpoints):
+        """main.py's loop minus evaluation (the researcher's own cost, the same in both)."""
+        args, values = self.args(log_every_steps, self.per_epoch // 2 if checkpoints else 0)
+        optimizer, scheduler, scaler = self.fresh(args)
+        progress = {"epoch": 0, "batch": 0, "step": 0, "best": None}
+        stderr, sys.stderr = sys.stderr, Terminal()
+        try:
+            begin = time.perf_counter()
+            rec = Recorder(args, hyperparameters(SimpleNamespace(**values)))
+            rec.start(progress, None, self.model, self.batches[0][0][:1])
+            rec.bg.wait()  # the session's first files are written before the loop's clock starts
+            self.once["start"].append(time.perf_counter() - begin)
+
+            def snapshot(extra, into):
+                return state.snapshot(self.model, optimizer, scheduler, scaler, progress, extra, into)
+
+            def after_step(loss, correct, count):  # as in main.py
+                progress["batch"] += 1
+                progress["step"] += 1
+                rec.step(loss, correct, count, scheduler.get_last_lr()[0], progress)
+                if args.checkpoint_every_steps and progress["step"] % args.checkpoint_every_steps == 0:
+                    rec.checkpoint(snapshot, f"step_{progress['step']}.pth")
+
+            clock = Clock()
+            for epoch in range(EPOCHS):
+                train_epoch(self.model, rec.progress_bar(self.batches, epoch), optimizer, scheduler, scaler, args,
+                            after_step)
+                metrics = {"epoch": epoch + 1, "step": progress["step"], **rec.epoch_train_metrics(progress)}
+                progress.update(epoch=epoch + 1, batch=0)
+                if epoch == 0:  # the first epoch end also traces the model's graph: once per run
+                    clock.pause()
+                    begin = time.perf_counter()
+                    rec.epoch_end(metrics)
+                    self.once["graph"].append(time.perf_counter() - begin)
+                    clock.resume()
+                else:
+                    rec.epoch_end(metrics)
+                if checkpoints:
+                    rec.checkpoint(snapshot, f"epoch_{epoch + 1}.pth")
+            rec.bg.wait()  # everything it recorded is on disk: the cost counts in full
+            seconds = clock.stop()
+            begin = time.perf_counter()
+            rec.finish({}, "0" * 64)
+            self.once["end"].append(time.perf_counter() - begin)
+        finally:
+            sys.stderr.file.close()
+            sys.stderr = stderr
+        return seconds
+
+
+VARIANTS = [  # (name, what it is, method, arguments)
+    ("bare", "bare loop: after_step does nothing", "bare", ()),
+    ("bare2", "bare loop again (what noise looks like)", "bare", ()),
+    ("floor", "peer floor: .item() into a Python list, JSON at the end", "floor", ()),
+    ("sw", "peer: SummaryWriter.add_scalar, 4 scalars every step", "summary_writer", ()),
+    ("every1", "template, log every step", "template", (1, False)),
+    ("shipped", f"template, log every {SHIPPED} steps (shipped)", "template", (SHIPPED, False)),
+    ("every1_ckpt", "template, log every step, checkpoints", "template", (1, True)),
+    ("shipped_ckpt", f"template, log every {SHIPPED} steps, checkpoints", "template", (SHIPPED, True)),
+]
+
+
+SWITCHES = [("none", False, False), ("amp", True, False), ("torch_compile", False, True),
+            ("amp + torch_compile", True, True)]
+
+
+def switches(root, quick, rounds):
+    """Samples per second of the example's training with each switch, epochs timed in turn."""
+    from dataloader import build_loaders
+    from model import Net
+
+    args, _ = run_args(root, 0)
+    loaders = build_loaders(args)
+    chosen = SWITCHES if not quick or args.device.type == "cuda" else SWITCHES[:2]  # compiling takes minutes on CPU
+    setups = {}
+    for name, amp, compiled in chosen:
+        torch.manual_seed(0)
+        model = Net(args).to(args.device)
+        run = SimpleNamespace(**{**vars(args), "amp": amp})
+        optimizer = build_optimizer(model, run)
+        scheduler = build_scheduler(optimizer, run, len(loaders.sampler))
+        scaler = torch.amp.GradScaler(args.device.type, enabled=amp and args.amp_dtype == torch.float16)
+        setups[name] = (torch.compile(model) if compiled else model, optimizer, scheduler, scaler, run)
+
+    def epoch(name):
+        model, optimizer, scheduler, scaler, run = setups[name]
+        loaders.sampler.set_epoch(0)
+        if args.device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        train_epoch(model, loaders.train, optimizer, scheduler, scaler, run, lambda *step: None)
+        if args.device.type == "cuda":
+            torch.cuda.synchronize()
+        return loaders.sizes["train"] / (time.perf_counter() - start)
+
+    for name in setups:  # compiles, warms up
+        epoch(name)
+    rates = {name: [] for name in setups}
+    for r in range(rounds):
+        for name in setups if r % 2 == 0 else reversed(setups):
+            rates[name].append(epoch(name))
+    device = f"cpu, {torch.get_num_threads()} threads"
+    if args.device.type == "cuda":
+        device = torch.cuda.get_device_name(args.device)
+    print(f"the example's training, {loaders.sizes['train']:,} images per epoch, batch {args.batch_size}, on {device}; "
+          f"median of {rounds} epochs each, interleaved")
+    none = median(rates["none"])
+    for name in setups:
+        rate = median(rates[name])
+        print(f"  {name:<20} {rate:>10,.0f} samples/s {rate / none:>6.2f}x")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.partition("\n\n")[2])
+    p.add_argument("--quick", action="store_true", help="200 steps, 1 round (for CI)")
+    p.add_argument("--steps", type=int, help="training steps per variant and round (default 2,000)")
+    p.add_argument("--rounds", type=int, help="rounds of pairs; medians are shown (default 15)")
+    p.add_argument("--switches", action="store_true", help="the example's samples/s with amp and torch_compile")
+    a = p.parse_args(argv)
+    if a.switches:
+        with tempfile.TemporaryDirectory(prefix="exper-bench-") as folder:
+            switches(folder, a.quick, a.rounds or (2 if a.quick else 10))
+        return 0
+    steps = a.steps or (200 if a.quick else 2000)
+    rounds = a.rounds or (1 if a.quick else 15)
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory(prefix="exper-bench-") as folder:
+        bench = Bench(folder, steps)
+        trials = {name: (lambda m=method, x=extra: getattr(bench, m)(*x)) for name, _, method, extra in VARIANTS}
+        pairs = paired(trials, "bare", rounds)
+    bare = median(b[0] for pair in pairs.values() for b, _ in pair) / steps
+    print(f"tiny MLP, 1 torch thread, {steps:,} steps ({EPOCHS} epochs) per run, {rounds} round(s) of pairs; "
+          f"bare loop {bare * 1e6:.0f} µs per step; checkpoints every {steps // EPOCHS // 2} steps and at epoch ends")
+    print(f"{'variant':<58} {'+µs/step':>9} {'vs bare':>8} {'CPU vs bare':>12}")
+    ratios = {}
+    for name, what, _, _ in VARIANTS[1:]:
+        added = median(x[0] - b[0] for b, x in pairs[name]) / steps
+        ratios[name] = median(x[0] / b[0] for b, x in pairs[name])
+        cpu = median(x[1] / b[1] for b, x in pairs[name])
+        print(f"{what:<58} {added * 1e6:>+9.1f} {ratios[name]:>7.3f}x {cpu:>11.3f}x")
+    once = {k: median(v) * 1e3 for k, v in bench.once.items()}
+    print(f"once per run, not per step (not in the figures above): session start {once['start']:.0f} ms, "
+          f"first epoch end with the TensorBoard graph {once['graph']:.0f} ms, run end {once['end']:.0f} ms")
+    every1, shipped = ratios["every1"], ratios["shipped"]
+    print(f"goals: log every step at most 1.03x ({'met' if every1 <= 1.03 else 'missed'}: {every1:.3f}x), "
+          f"every {SHIPPED} steps at most 1.01x ({'met' if shipped <= 1.01 else 'missed'}: {shipped:.3f}x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

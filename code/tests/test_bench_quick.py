@@ -1,0 +1,96 @@
+"""The cost benchmarks run to the end in their quick mode and print their figures (CI keeps them
+working; the goals are judged from full runs, never here), and what overhead.py measures
+records what it should: rows that do not depend on when the values were read back.
+"""
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def bench(*argv, timeout=600):
+    done = subprocess.run([sys.executable, *argv], capture_output=True, text=True, check=False, timeout=timeout,
+                          cwd=BENCH)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.splitlines()
+
+
+def ratio(text):
+    assert text.endswith("x"), text
+    return float(text[:-1])
+
+
+def test_overhead_quick():
+    lines = bench("overhead.py", "--quick")
+    assert lines[0].startswith("tiny MLP, 1 torch thread, 200 steps")
+    assert lines[1].split() == ["variant", "+µs/step", "vs", "bare", "CPU", "vs", "bare"]
+    rows = lines[2:9]
+    assert [r.split("  ")[0] for r in rows] == [
+        "bare loop again (what noise looks like)",
+        "peer floor: .item() into a Python list, JSON at the end",
+        "peer: SummaryWriter.add_scalar, 4 scalars every step",
+        "template, log every step", "template, log every 10 steps (shipped)",
+        "template, log every step, checkpoints", "template, log every 10 steps, checkpoints"]
+    for row in rows:
+        added, wall, cpu = row.split()[-3:]
+        float(added)
+        assert ratio(wall) > 0 and ratio(cpu) > 0
+    assert lines[9].startswith("once per run, not per step") and lines[9].endswith(" ms")
+    assert lines[10].startswith("goals: log every step at most 1.03x (")
+
+
+def test_latency_quick():
+    lines = bench("latency.py", "--quick")
+    assert lines[0].startswith("run: ") and " s from Enter to the first step" in lines[0]
+    assert "import torch' alone" in lines[1] and "bare PyTorch script" in lines[2]
+    assert lines[3].startswith("100 runs (17 tags, one of them with 20 runs); python3 starts in ")
+    commands = [line.rsplit(None, 2) for line in lines[4:10]]
+    assert [c[0].strip() for c in commands] == ["expls", "expels (5 runs)", "expels (20 runs)", "record", "title",
+                                                "table"]
+    assert all(c[2] == "s" and float(c[1]) > 0 for c in commands)
+    assert lines[10].startswith("goals: run at most 0.3 s beyond importing torch: ")
+
+
+CHECK = """
+import math, os, sys, tempfile, torch
+import overhead
+from utils import recorder
+
+bench = overhead.Bench(tempfile.mkdtemp(), 60)
+runs = []
+for seconds in (0.0, 1e9):  # every interval read back at its end; all at the epoch's end
+    recorder.READ_BACK_SECONDS = seconds
+    bench.template(3, False)
+    with open(f"{bench.root}/__result__/bench/{bench.runs}/metrics.csv") as f:
+        runs.append(f.read())
+assert runs[0] == runs[1], runs
+assert runs[0].count("\\n") == 1 + 2 * (10 + 1), runs[0]  # header, 10 rows of 3 steps and 1 row per epoch
+
+args, values = bench.args(3)
+rec = recorder.Recorder(args, {})
+rec.start({"epoch": 0, "batch": 0, "step": 0, "best": None})
+progress = {"epoch": 0, "batch": 0, "step": 0, "best": None}
+try:
+    for step in range(1, 10):
+        progress["step"] = step
+        rec.step(torch.tensor(math.nan if step == 7 else 0.5), torch.tensor(3), 4, 0.1, progress)
+    rec.epoch_train_metrics(progress)
+except recorder.NonFinite as e:
+    assert str(e).startswith("the loss is not finite at step 7 ("), e
+else:
+    raise AssertionError("no NonFinite")
+print("ok")
+"""
+
+
+def test_rows_do_not_depend_on_when_values_are_read_back():
+    assert bench("-c", textwrap.dedent(CHECK), timeout=300) == ["ok"]
+
+
+def test_switches_quick():
+    lines = bench("overhead.py", "--switches", "--quick")
+    assert lines[0].startswith("the example's training, 1,439 images per epoch")
+    names = [line.split(" samples/s")[0].rsplit(None, 1)[0].strip() for line in lines[1:]]
+    assert names[:2] == ["none", "amp"] and all(ratio(line.split()[-1]) > 0 for line in lines[1:])
