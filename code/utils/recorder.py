@@ -86,10 +86,11 @@ class Recorder:
         self.stop_signal = None
         self.agreed_stop = AgreedStop(args)  # under torchrun all ranks stop at the same step
         self.progress = None  # the loop's progress as the last step() saw it, to name a step
-        self.epoch_values = []  # (loss, correct, count, lr) of each step of this epoch, on the device
-        self.logged = 0  # how many of them are already in metrics.csv
-        self.sums = [0.0, 0.0, 0]  # loss * count, correct and count of those, added step after step
-        self.next_log = args.log_every_steps or math.inf  # len(epoch_values) that completes an interval
+        self.epoch_values = []  # (loss, correct, count, lr) of the steps not read back yet, on the device
+        self.sums = [0.0, 0.0, 0]  # loss * count, correct, count of the epoch's steps read back (all ranks)
+        # read back when this many steps wait (whole logging intervals; with none, whenever time
+        # says, but under torchrun only at the epoch's end, where every rank reduces at once)
+        self.read_size = args.log_every_steps or (1 if args.world_size == 1 else math.inf)
         self.read_back_at = 0.0  # time.monotonic() from which the next read-back may happen
         self.graph = None  # (model, example) whose TensorBoard graph the first epoch end writes
         self.events = self.table = None
@@ -143,10 +144,7 @@ class Recorder:
             steps = zip(losses.unbind(), correct.unbind(), counts.tolist(), rest, strict=True)
             self.epoch_values = [(loss, right, count, *more) for loss, right, count, more in steps]
         if saved is not None:
-            self.logged = saved["logged"]
-            self.next_log = self.logged + (a.log_every_steps or math.inf)
-            if self.logged:  # the epoch's sums so far, added in the same order as the stopped session did
-                self._add(self._read(self.epoch_values[:self.logged]))
+            self.sums = list(saved["epoch_sums"])
         if not self.writes:
             return
         host = run_record.host_info(torch, a.world_size, a.devices, a.rank_devices)
@@ -177,7 +175,7 @@ class Recorder:
         """Per step: an append of device tensors; their rows come later, from one read-back."""
         self.epoch_values.append((loss, correct, count, lr))
         self.progress = progress
-        if len(self.epoch_values) >= self.next_log and (
+        if len(self.epoch_values) >= self.read_size and (
                 self.args.world_size > 1 or time.monotonic() >= self.read_back_at):
             self._log_steps(progress)
         signum = self.agreed_stop.poll(self.stop_signal)
@@ -203,52 +201,51 @@ class Recorder:
         host = host.tolist()  # the one wait for the device
         return [(host[i] * chunk[i][2], host[n + i], chunk[i][2]) for i in range(n)]
 
-    def _add(self, steps):
-        sums = self.sums
-        for loss, correct, count in steps:
-            sums[0] += loss
-            sums[1] += correct
-            sums[2] += count
+    def _add(self, sums):
+        """Add to the epoch's sums, in order: so they are the same however the steps were read back."""
+        for loss, correct, count in sums:
+            self.sums[0] += loss
+            self.sums[1] += correct
+            self.sums[2] += count
 
     def _log_steps(self, progress, everything=False):
-        """Read back the whole logging intervals not logged yet (everything: all steps), add them
-        to the epoch's sums and make a row of each interval.
+        """Read back the steps waiting (the whole logging intervals among them; everything: all),
+        make a row of each interval and add them to the epoch's sums; then let them go.
 
-        Sums are added step after step, in order, so rows and epoch sums are the same whichever
+        Each row sums its own interval's steps in order, so rows and sums are the same whichever
         step reads them back (a resumed run's equal an uninterrupted run's). Under torchrun every
-        process reduces here, so there it runs at each interval, on every rank alike.
+        rank reduces here, so there it runs at each interval, on every rank alike.
         """
-        every, values, first = self.args.log_every_steps, self.epoch_values, self.logged
-        end = len(values) if everything else first + (len(values) - first) // every * every if every else first
-        if end == first:
+        every, values = self.args.log_every_steps, self.epoch_values
+        n = len(values) if everything or not every else len(values) // every * every
+        if not n:
             return
-        steps = self._read(values[first:end])
+        steps = self._read(values[:n])
         if self.args.stop_on_nan and not math.isfinite(sum(loss for loss, _, _ in steps)):
             bad = next(i for i, (loss, _, _) in enumerate(steps) if not math.isfinite(loss))
-            step = progress["step"] - len(values) + first + bad + 1
+            step = progress["step"] - len(values) + bad + 1
             raise NonFinite(f"the loss is not finite at step {step} (epoch {progress['epoch'] + 1})")
-        self._add(steps)
-        self.logged = end
-        self.read_back_at = time.monotonic() + READ_BACK_SECONDS
-        if not every:
-            return
+        # what is summed (and reduced) as one: an interval; with no rows, a step (one process) or
+        # all the epoch's steps at its end (torchrun); the epoch's last steps of no whole interval
+        unit = every or (1 if self.args.world_size == 1 else n)
         sums = []
-        for start in range(0, len(steps) - every + 1, every):  # whole intervals (first is a boundary)
+        for i in range(0, n, unit):
             loss = correct = count = 0.0
-            for step_loss, step_correct, step_count in steps[start:start + every]:
+            for step_loss, step_correct, step_count in steps[i:i + unit]:
                 loss += step_loss
                 correct += step_correct
                 count += step_count
             sums.append([loss, correct, count])
-        self.next_log = first + len(sums) * every + every
-        if not sums:
-            return
         if self.args.world_size > 1:
             sums = self._reduce(torch.tensor(sums, dtype=torch.float64, device=self.args.device)).tolist()
-        before = progress["step"] - len(values) + first  # the global step before values[first]
-        self._rows([{"epoch": progress["epoch"], "step": before + k * every, "train/loss_step": loss / count,
-                     "train/acc_step": correct / count, "lr": values[first + k * every - 1][3]}
-                    for k, (loss, correct, count) in enumerate(sums, 1)])
+        self._add(sums)
+        if every and n >= every:  # values[0] always starts an interval
+            before = progress["step"] - len(values)  # the global step before values[0]
+            self._rows([{"epoch": progress["epoch"], "step": before + k * every, "train/loss_step": loss / count,
+                         "train/acc_step": correct / count, "lr": values[k * every - 1][3]}
+                        for k, (loss, correct, count) in enumerate(sums[:n // every], 1)])
+        del values[:n]  # read: only their sums are kept
+        self.read_back_at = time.monotonic() + READ_BACK_SECONDS
 
     def _rows(self, rows):
         if self.writes:
@@ -264,12 +261,7 @@ class Recorder:
     def epoch_train_metrics(self, progress):
         """train/loss and train/acc of the epoch just ended (its last partial interval is read too)."""
         self._log_steps(progress, everything=True)
-        loss, correct, count = self.sums
-        if self.args.world_size > 1:
-            loss, correct, count = self._reduce(torch.tensor(self.sums, dtype=torch.float64,
-                                                             device=self.args.device)).tolist()
-        self.epoch_values, self.logged, self.next_log = [], 0, self.args.log_every_steps or math.inf
-        self.sums = [0.0, 0.0, 0]
+        (loss, correct, count), self.sums = self.sums, [0.0, 0.0, 0]
         if not count:
             return {}
         return {"train/loss": loss / count, "train/acc": correct / count}
@@ -289,9 +281,10 @@ class Recorder:
     def checkpoint_state(self):
         """What a checkpoint holds besides the training state; every rank calls it (a collective).
 
-        The epoch's per-step values are each rank's own (their sums are reduced when read), so
-        the checkpoint keeps every rank's: three tensors of shape (world_size, steps so far), and
-        what else each step keeps (plain values, the same on every rank).
+        The per-step values not read back yet are each rank's own (their sums are reduced when
+        read), so the checkpoint keeps every rank's: three tensors of shape (world_size, steps), and
+        what else each step keeps (plain values, the same on every rank); and the epoch's sums so
+        far, of all ranks.
         """
         if self.progress is not None:  # the rows up to here are written before the checkpoint is
             self._log_steps(self.progress)
@@ -305,7 +298,7 @@ class Recorder:
             else:
                 stacked = [t.unsqueeze(0) for t in stacked]
             stacked.append([v[3:] for v in values])
-        return {"epoch_values": stacked, "logged": self.logged, "config": self.hparams,
+        return {"epoch_values": stacked, "epoch_sums": list(self.sums), "config": self.hparams,
                 "commit": self.args.commit, "seed": self.args.seed, "world_size": self.args.world_size,
                 "rng_ranks": rank_rng_states(self.args)}
 
@@ -321,9 +314,9 @@ class Recorder:
         previous snapshot: so the previous write must be over first (a second save waits for the
         first). Only rank 0 takes one: the other ranks hold the same state and write nothing.
         """
-        if self.progress is not None and self.logged < len(self.epoch_values):
+        if self.progress is not None and self.epoch_values:
             # weights a non-finite loss has touched must never become the checkpoint `con` resumes
-            self._check_finite(self.epoch_values[self.logged:], self.progress)
+            self._check_finite(self.epoch_values, self.progress)
         extra = self.checkpoint_state()
         if self.writes:
             self.bg.wait()
