@@ -25,7 +25,8 @@ def ratio(text):
 def test_overhead_quick():
     lines = bench("overhead.py", "--quick")
     assert lines[0].startswith("tiny MLP, 1 torch thread, 200 steps")
-    assert lines[1].split() == ["variant", "+µs/step", "vs", "bare", "CPU", "vs", "bare"]
+    assert lines[1].split() == ["variant", "+µs/step", "vs", "bare", "CPU", "vs", "bare", "own", "µs/step", "own",
+                                "vs", "bare"]
     rows = lines[2:9]
     assert [r.split("  ")[0] for r in rows] == [
         "bare loop again (what noise looks like)",
@@ -33,12 +34,15 @@ def test_overhead_quick():
         "peer: SummaryWriter.add_scalar, 4 scalars every step",
         "template, log every step", "template, log every 10 steps (shipped)",
         "template, log every step, checkpoints", "template, log every 10 steps, checkpoints"]
-    for row in rows:
+    for row in rows[:3]:
         added, wall, cpu = row.split()[-3:]
-        float(added)
-        assert ratio(wall) > 0 and ratio(cpu) > 0
+        assert float(added) == float(added) and ratio(wall) > 0 and ratio(cpu) > 0
+    for row in rows[3:]:  # the template's variants also account for their own time
+        added, wall, cpu, own, own_ratio = row.split()[-5:]
+        assert ratio(wall) > 0 and ratio(cpu) > 0 and float(own) > 0 and ratio(own_ratio) > 1
     assert lines[9].startswith("once per run, not per step") and lines[9].endswith(" ms")
-    assert lines[10].startswith("goals: log every step at most 1.03x (")
+    assert lines[10].startswith("goals (side by side): log every step at most 1.03x (")
+    assert lines[11].startswith("goals (own time): log every step at most 1.03x (")
 
 
 def test_latency_quick():
