@@ -4,11 +4,13 @@ Usage: python3 code/bench/kill_resume.py [--quick] [--trials N] [--seed S]
 
 In a temporary project made from this template (3 epochs of the example, a checkpoint every
 7 steps, a metrics.csv row every 5) it times one uninterrupted `run ref -f`, then for each
-trial starts `run kill -f` and sends SIGKILL at a random instant between the first checkpoint
-and the end: to the whole process group (launcher and training, as a lost terminal or an OOM
-killer would) or to the training process alone. Then `con`, which is itself killed at a random
-instant (often while it starts) with probability 1/2, up to twice, before a last `con` runs to
-the end. A trial is exact when the run finished with the reference's weights_sha256, every
+trial starts `run kill -f` and, once its first checkpoint is written (before it there is
+nothing to continue: con refuses, `rerun` starts afresh), sends SIGKILL at a random instant of
+the rest of the run: to the whole process group (launcher and training, as a lost terminal or
+an OOM killer would) or to the training process alone. Then `con`, which is itself killed at a
+random instant (often while it starts) with probability 1/2, up to twice, before a last `con`
+runs to the end. A run that ends before its kill is not counted, and shortens the window
+(the shared machine got faster). A trial is exact when the run finished with the reference's weights_sha256, every
 final metric, and a byte-identical metrics.csv (each epoch and step once). Prints one line per
 trial and `<exact>/<trials> resumed exactly`; exits 1 unless all were.
 """
@@ -98,31 +100,40 @@ def run_until(proc, at):
         return True
 
 
+def until_first_checkpoint(run, proc):
+    """Wait for the run's first checkpoint (epoch_last.pth appears with it); seconds waited."""
+    begin, last = time.monotonic(), run / "checkpoint" / "epoch_last.pth"
+    wait_until(lambda: last.exists() or proc.poll() is not None, begin + 600)
+    return time.monotonic() - begin
+
+
 def reference(project):
-    start_time = time.monotonic()
+    """(seconds to the first checkpoint, seconds from it to the end) of an uninterrupted run."""
     proc = start(project, "run", "ref", "-f")
-    ckpt = project / "__result__" / "ref" / "0" / "checkpoint"
-    wait_until(lambda: any(ckpt.glob("step_*.pth")) or proc.poll() is not None, start_time + 600)
-    first = time.monotonic() - start_time
+    first = until_first_checkpoint(project / "__result__" / "ref" / "0", proc)
+    begin = time.monotonic()
     if proc.wait() != 0:
         raise SystemExit(f"the reference run failed: {proc.stderr.read()}")
-    return first, time.monotonic() - start_time
+    return first, time.monotonic() - begin
 
 
-def trial(project, id_, rng, first, total):
-    """One killed run and its cons; returns (exact, what happened)."""
+def trial(project, id_, rng, first, rest):
+    """One killed run and its cons: (exact, what happened, seconds from its first checkpoint to
+    its end when it finished before the kill, else None)."""
     run = project / "__result__" / "kill" / str(id_)
-    at = rng.uniform(first, total)
-    how = rng.choice(["group", "training"])
+    at, how = rng.uniform(0, rest), rng.choice(["group", "training"])
     proc = start(project, "run", "kill", "-f")
+    until_first_checkpoint(run, proc)
+    begin = time.monotonic()
     if not run_until(proc, at):
-        return None, f"finished before the kill at {at:.2f} s"
-    story = [f"run killed at {at:.2f} s ({kill(proc, how)})"]
+        return None, f"finished {time.monotonic() - begin:.2f} s after its first checkpoint", time.monotonic() - begin
+    story = [f"run killed {at:.2f} s after its first checkpoint ({kill(proc, how)})"]
+    left = rest - at
     for _ in range(2):
         if rng.random() < 0.5:
             break
-        # within what is left to do (plus the start): often while con starts, sometimes near the end
-        at, how = rng.uniform(0, total - at + first), rng.choice(["group", "training"])
+        # within con's start and what is left to do: often while it starts, sometimes near the end
+        at, how = rng.uniform(0, first + left), rng.choice(["group", "training"])
         proc = start(project, "continue", f"kill/{id_}")
         if not run_until(proc, at):
             story.append(f"con ended before the kill at {at:.2f} s")
@@ -131,8 +142,8 @@ def trial(project, id_, rng, first, total):
     if read_statistic(run).get("status") != "finished":
         proc = start(project, "continue", f"kill/{id_}")
         if proc.wait() != 0:
-            return False, "; ".join([*story, f"con failed: {proc.stderr.read().strip()[-300:]}"])
-    return check(project, run), "; ".join(story)
+            return False, "; ".join([*story, f"con failed: {proc.stderr.read().strip()[-300:]}"]), None
+    return check(project, run), "; ".join(story), None
 
 
 def check(project, run):
@@ -154,15 +165,16 @@ def main(argv=None):
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory(prefix="exper-kill-") as tmp:
         project = make_project(Path(tmp))
-        first, total = reference(project)
-        print(f"kill instants seeded {seed}; uninterrupted run {total:.2f} s, first checkpoint at {first:.2f} s",
-              flush=True)
+        first, rest = reference(project)
+        print(f"kill instants seeded {seed}; uninterrupted run: first checkpoint at {first:.2f} s, "
+              f"then {rest:.2f} s to the end", flush=True)
         exact = done = id_ = 0
         while done < trials:
-            result, story = trial(project, id_, rng, first, total)
+            result, story, took = trial(project, id_, rng, first, rest)
             id_ += 1
-            if result is None:  # no kill happened: not a trial
-                print(f"  (kill/{id_ - 1}: {story}; not counted)", flush=True)
+            if result is None:  # no kill happened: not a trial; the machine runs faster now
+                print(f"  (kill/{id_ - 1}: {story}, before its kill; not counted)", flush=True)
+                rest = took
                 continue
             done += 1
             exact += result
