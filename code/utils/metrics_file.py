@@ -18,14 +18,6 @@ from utils.atomic import write_text
 FIRST = ["epoch", "step"]
 
 
-def _format(value):
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
-
 class MetricsFile:
     def __init__(self, path, resume_step=None, resume_epoch=None):
         self.path = path
@@ -66,7 +58,8 @@ class MetricsFile:
             self.columns += list(dict.fromkeys(new))
             self._rewrite(old)
         out = io.StringIO()
-        csv.writer(out, lineterminator="\n").writerows([_format(row.get(c)) for c in self.columns] for row in rows)
+        # csv writes None as an empty cell and a float as its repr, the shortest text that reads back the same
+        csv.writer(out, lineterminator="\n").writerows([row.get(c) for c in self.columns] for row in rows)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         try:
             os.write(fd, out.getvalue().encode())

@@ -91,6 +91,7 @@ class Recorder:
         # read back when this many steps wait (whole logging intervals; with none, whenever time
         # says, but under torchrun only at the epoch's end, where every rank reduces at once)
         self.read_size = args.log_every_steps or (1 if args.world_size == 1 else math.inf)
+        self.read_next = self.read_size  # steps waiting at which step() next looks at the time
         self.read_back_at = 0.0  # time.monotonic() from which the next read-back may happen
         self.graph = None  # (model, example) whose TensorBoard graph the first epoch end writes
         self.events = self.table = None
@@ -175,31 +176,34 @@ class Recorder:
         """Per step: an append of device tensors; their rows come later, from one read-back."""
         self.epoch_values.append((loss, correct, count, lr))
         self.progress = progress
-        if len(self.epoch_values) >= self.read_size and (
-                self.args.world_size > 1 or time.monotonic() >= self.read_back_at):
-            self._log_steps(progress)
-        signum = self.agreed_stop.poll(self.stop_signal)
-        if signum:
-            raise Stop(signum)
+        if len(self.epoch_values) >= self.read_next:
+            if self.args.world_size > 1 or time.monotonic() >= self.read_back_at:
+                self._log_steps(progress)
+            else:  # look at the time again when the next interval is whole
+                self.read_next += self.read_size
+        if self.stop_signal is not None or self.args.world_size > 1:
+            signum = self.agreed_stop.poll(self.stop_signal)
+            if signum:
+                raise Stop(signum)
 
     def _reduce(self, tensor):
         if self.args.world_size > 1:
             torch.distributed.all_reduce(tensor)
         return tensor
 
-    def _check_finite(self, values, progress):
-        if self.args.stop_on_nan:
-            finite = torch.isfinite(torch.stack([v[0] for v in values])).tolist()
-            if not all(finite):
-                step = progress["step"] - len(values) + finite.index(False) + 1
-                raise NonFinite(f"the loss is not finite at step {step} (epoch {progress['epoch'] + 1})")
-
     def _read(self, chunk):
-        """Each step's (loss * count, correct, count) as Python numbers: one transfer from the device."""
-        n = len(chunk)
-        host = torch.cat([torch.stack([v[0] for v in chunk]).float(), torch.stack([v[1] for v in chunk]).float()])
+        """Each step's loss * count, correct and count as Python numbers: one transfer from the device."""
+        n, counts = len(chunk), [v[2] for v in chunk]
+        host = torch.cat([torch.stack([v[0] for v in chunk]).double(), torch.stack([v[1] for v in chunk]).double()])
         host = host.tolist()  # the one wait for the device
-        return [(host[i] * chunk[i][2], host[n + i], chunk[i][2]) for i in range(n)]
+        return [loss * count for loss, count in zip(host[:n], counts, strict=True)], host[n:], counts
+
+    def _check_finite(self, losses, progress):
+        """Stop at a non-finite loss among the first len(losses) steps waiting (with stop_on_nan)."""
+        if self.args.stop_on_nan and not math.isfinite(sum(losses)):
+            bad = next(i for i, loss in enumerate(losses) if not math.isfinite(loss))
+            step = progress["step"] - len(self.epoch_values) + bad + 1
+            raise NonFinite(f"the loss is not finite at step {step} (epoch {progress['epoch'] + 1})")
 
     def _add(self, sums):
         """Add to the epoch's sums, in order: so they are the same however the steps were read back."""
@@ -220,31 +224,26 @@ class Recorder:
         n = len(values) if everything or not every else len(values) // every * every
         if not n:
             return
-        steps = self._read(values[:n])
-        if self.args.stop_on_nan and not math.isfinite(sum(loss for loss, _, _ in steps)):
-            bad = next(i for i, (loss, _, _) in enumerate(steps) if not math.isfinite(loss))
-            step = progress["step"] - len(values) + bad + 1
-            raise NonFinite(f"the loss is not finite at step {step} (epoch {progress['epoch'] + 1})")
+        losses, correct, counts = self._read(values[:n])
+        self._check_finite(losses, progress)
         # what is summed (and reduced) as one: an interval; with no rows, a step (one process) or
         # all the epoch's steps at its end (torchrun); the epoch's last steps of no whole interval
         unit = every or (1 if self.args.world_size == 1 else n)
-        sums = []
-        for i in range(0, n, unit):
-            loss = correct = count = 0.0
-            for step_loss, step_correct, step_count in steps[i:i + unit]:
-                loss += step_loss
-                correct += step_correct
-                count += step_count
-            sums.append([loss, correct, count])
+        if unit == 1:
+            sums = list(zip(losses, correct, counts, strict=True))
+        else:
+            sums = [(sum(losses[i:i + unit]), sum(correct[i:i + unit]), sum(counts[i:i + unit]))
+                    for i in range(0, n, unit)]
         if self.args.world_size > 1:
             sums = self._reduce(torch.tensor(sums, dtype=torch.float64, device=self.args.device)).tolist()
         self._add(sums)
         if every and n >= every:  # values[0] always starts an interval
             before = progress["step"] - len(values)  # the global step before values[0]
             self._rows([{"epoch": progress["epoch"], "step": before + k * every, "train/loss_step": loss / count,
-                         "train/acc_step": correct / count, "lr": values[k * every - 1][3]}
-                        for k, (loss, correct, count) in enumerate(sums[:n // every], 1)])
+                         "train/acc_step": right / count, "lr": values[k * every - 1][3]}
+                        for k, (loss, right, count) in enumerate(sums[:n // every], 1)])
         del values[:n]  # read: only their sums are kept
+        self.read_next = self.read_size
         self.read_back_at = time.monotonic() + READ_BACK_SECONDS
 
     def _rows(self, rows):
@@ -253,8 +252,7 @@ class Recorder:
 
     def _write_rows(self, rows):
         self.table.append(rows)
-        for row in rows:
-            self.events.scalars(row["step"], {k: v for k, v in row.items() if k != "step" and v is not None})
+        self.events.scalar_rows(rows)
         self.events.flush()
 
     # --- epochs, checkpoints, the end
@@ -316,7 +314,7 @@ class Recorder:
         """
         if self.progress is not None and self.epoch_values:
             # weights a non-finite loss has touched must never become the checkpoint `con` resumes
-            self._check_finite(self.epoch_values, self.progress)
+            self._check_finite(self._read(self.epoch_values)[0], self.progress)
         extra = self.checkpoint_state()
         if self.writes:
             self.bg.wait()
