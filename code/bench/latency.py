@@ -88,9 +88,18 @@ def time_command(root, command):
 
 
 def time_python(code):
+    """Seconds until `code` has run in a fresh python3: to a line it prints then, as for `run`
+    (a process's exit adds tenths of a second of interpreter teardown once torch is loaded)."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True)
-    return time.perf_counter() - start
+    proc = subprocess.Popen([sys.executable, "-c", f"{code}\nprint('ready', flush=True)"], stdout=subprocess.PIPE,
+                            text=True)
+    ready = None
+    for line in proc.stdout:
+        if ready is None and line == "ready\n":
+            ready = time.perf_counter() - start
+    if proc.wait() or ready is None:
+        sys.exit(f"python3 -c {code!r} failed")
+    return ready
 
 
 def run_latency(rounds):

@@ -25,8 +25,8 @@ def ratio(text):
 def test_overhead_quick():
     lines = bench("overhead.py", "--quick")
     assert lines[0].startswith("tiny MLP, 1 torch thread, 200 steps")
-    assert lines[1].split() == ["variant", "+µs/step", "vs", "bare", "CPU", "vs", "bare", "own", "µs/step", "own",
-                                "vs", "bare"]
+    assert lines[1].split() == ["variant", "+µs/step", "vs", "bare", "middle", "half", "CPU", "vs", "bare", "own",
+                                "µs/step", "own", "vs", "bare"]
     rows = lines[2:9]
     assert [r.split("  ")[0] for r in rows] == [
         "bare loop again (what noise looks like)",
@@ -35,10 +35,11 @@ def test_overhead_quick():
         "template, log every step", "template, log every 10 steps (shipped)",
         "template, log every step, checkpoints", "template, log every 10 steps, checkpoints"]
     for row in rows[:3]:
-        added, wall, cpu = row.split()[-3:]
-        assert float(added) == float(added) and ratio(wall) > 0 and ratio(cpu) > 0
+        added, wall, spread, cpu = row.split()[-4:]
+        low, high = map(float, spread.split("-"))
+        assert float(added) == float(added) and ratio(wall) > 0 and 0 < low <= high and ratio(cpu) > 0
     for row in rows[3:]:  # the template's variants also account for their own time
-        added, wall, cpu, own, own_ratio = row.split()[-5:]
+        added, wall, spread, cpu, own, own_ratio = row.split()[-6:]
         assert ratio(wall) > 0 and ratio(cpu) > 0 and float(own) > 0 and ratio(own_ratio) > 1
     assert lines[9].startswith("once per run, not per step") and lines[9].endswith(" ms")
     assert lines[10].startswith("goals (side by side): log every step at most 1.03x (")
