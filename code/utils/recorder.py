@@ -237,17 +237,21 @@ class Recorder:
         if self.args.world_size > 1:
             sums = self._reduce(torch.tensor(sums, dtype=torch.float64, device=self.args.device)).tolist()
         self._add(sums)
+        rows = []
         if every and n >= every:  # values[0] always starts an interval
             before = progress["step"] - len(values)  # the global step before values[0]
-            self._rows([{"epoch": progress["epoch"], "step": before + k * every, "train/loss_step": loss / count,
-                         "train/acc_step": right / count, "lr": values[k * every - 1][3]}
-                        for k, (loss, right, count) in enumerate(sums[:n // every], 1)])
-        del values[:n]  # read: only their sums are kept
+            rows = [{"epoch": progress["epoch"], "step": before + k * every, "train/loss_step": loss / count,
+                     "train/acc_step": right / count, "lr": values[k * every - 1][3]}
+                    for k, (loss, right, count) in enumerate(sums[:n // every], 1)]
+        # read: only their sums are kept; freed before the writer wakes, which then takes the
+        # interpreter lock from this thread for as long as it writes
+        del values[:n]
+        self._rows(rows)
         self.read_next = self.read_size
         self.read_back_at = time.monotonic() + READ_BACK_SECONDS
 
     def _rows(self, rows):
-        if self.writes:
+        if self.writes and rows:
             self.bg.submit(self._write_rows, rows)
 
     def _write_rows(self, rows):
