@@ -46,9 +46,8 @@ from pathlib import Path
 
 import google_crc32c
 from google.protobuf import struct_pb2
-from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
-from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +57,15 @@ _LENGTH = struct.Struct("<Q")
 _CRC = struct.Struct("<I")
 _BYTE = [bytes((n,)) for n in range(0x80)]
 _STATUS = {"finished": api_pb2.STATUS_SUCCESS}
+# tensorboard.plugins.hparams.metadata's constants, written out: importing that module loads
+# TensorBoard's TensorFlow stub and, through it, any cloud file system installed (0.15 s with
+# boto3) before a run's first step; test_itb checks TensorBoard reads what they make
+_HPARAMS_PLUGIN = "hparams"
+_HPARAMS_VERSION = 0
+_SESSION_START_TAG = "_hparams_/session_start_info"
+_SESSION_END_TAG = "_hparams_/session_end_info"
+_EMPTY = tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim()])  # shape (0,)
+_NULL_TENSOR = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_shape=_EMPTY)  # the plugin's empty tensor
 _KNOWN_STATUS = ("finished", "crashed", "interrupted")
 
 
@@ -186,10 +194,10 @@ class EventWriter:
     def _hparams_event(self, tag, plugin_data):
         metadata = summary_pb2.SummaryMetadata(
             plugin_data=summary_pb2.SummaryMetadata.PluginData(
-                plugin_name=hparams_metadata.PLUGIN_NAME, content=plugin_data.SerializeToString()
+                plugin_name=_HPARAMS_PLUGIN, content=plugin_data.SerializeToString()
             )
         )
-        value = summary_pb2.Summary.Value(tag=tag, metadata=metadata, tensor=hparams_metadata.NULL_TENSOR)
+        value = summary_pb2.Summary.Value(tag=tag, metadata=metadata, tensor=_NULL_TENSOR)
         summary = summary_pb2.Summary(value=[value])
         self._write(event_pb2.Event(wall_time=time.time(), step=self.start_step, summary=summary))
 
@@ -204,8 +212,8 @@ class EventWriter:
         info = plugin_data_pb2.SessionStartInfo(start_time_secs=time.time())
         for name, value in hparams.items():
             info.hparams[str(name)].CopyFrom(_hparam_value(value))
-        data = plugin_data_pb2.HParamsPluginData(version=hparams_metadata.PLUGIN_DATA_VERSION, session_start_info=info)
-        self._hparams_event(hparams_metadata.SESSION_START_INFO_TAG, data)
+        data = plugin_data_pb2.HParamsPluginData(version=_HPARAMS_VERSION, session_start_info=info)
+        self._hparams_event(_SESSION_START_TAG, data)
 
     def hparams_end(self, status):
         """Status 'finished' -> STATUS_SUCCESS; 'crashed' and 'interrupted' write nothing (see above)."""
@@ -214,8 +222,8 @@ class EventWriter:
         if status not in _STATUS:
             return
         info = plugin_data_pb2.SessionEndInfo(status=_STATUS[status], end_time_secs=time.time())
-        data = plugin_data_pb2.HParamsPluginData(version=hparams_metadata.PLUGIN_DATA_VERSION, session_end_info=info)
-        self._hparams_event(hparams_metadata.SESSION_END_INFO_TAG, data)
+        data = plugin_data_pb2.HParamsPluginData(version=_HPARAMS_VERSION, session_end_info=info)
+        self._hparams_event(_SESSION_END_TAG, data)
 
     def graph(self, model, example_input):
         """The model's graph, once per writer; a model that does not trace logs a warning only.
