@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -61,11 +62,22 @@ def project(tmp_path):
     return make_project(tmp_path / "project")
 
 
+def in_project(project, command, cwd=None):
+    """A shell script that sources the project's code/source.sh, then runs `command` in cwd (the project)."""
+    return f'. "{project}/code/source.sh" && cd "{cwd or project}" && {command}'
+
+
 def sh(project, command, shell="bash", cwd=None, env=None, timeout=300):
     """Run `command` in a real shell that has sourced the project's code/source.sh."""
-    script = f'. "{project}/code/source.sh" && cd "{cwd or project}" && {command}'
-    return subprocess.run([shell, "-c", script], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run([shell, "-c", in_project(project, command, cwd)], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def start(project, command, env=None, output=subprocess.PIPE):
+    """Start `command` as sh() does, in its own process group, as a terminal would: os.killpg(proc.pid,
+    SIGINT) is a Ctrl-C reaching every process of the command."""
+    return subprocess.Popen(["bash", "-c", in_project(project, command)], stdout=output, stderr=output, text=True,
+                            start_new_session=True, env={**os.environ, **(env or {})})
 
 
 def statistic(project, tag, id_):
@@ -119,3 +131,22 @@ def refused(project, command, words, shell="bash", cwd=None, env=None):
     assert "Traceback" not in result.stderr + result.stdout
     assert tree(project) == before, command
     return lines[0]
+
+
+def wait_for(predicate, timeout=120, every=0.02):
+    """Poll predicate() until it is true; fail the test after `timeout` seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(every)
+    raise AssertionError("timed out")
+
+
+def alive(pid):
+    """Whether the process runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

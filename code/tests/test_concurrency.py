@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import commit, git, set_config, sh, statistic
+from conftest import commit, git, set_config, sh, start, statistic
 
 TINY = {"epochs": 1, "channels": (4, 8), "hidden": 16, "log_every_steps": 5}
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # eight trainings on two cores: no thread oversubscription
@@ -88,17 +88,11 @@ def test_eight_runs_of_one_tag_at_once_while_others_read(project):
     assert table.returncode == 0 and len(re.findall(r"^conc\s+\d\s", table.stdout, re.M)) == 8, table.stdout
 
 
-def start(project, command):
-    script = f'. "{project}/code/source.sh" && cd "{project}" && {command}'
-    return subprocess.Popen(["bash", "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-
-
 @pytest.mark.slow
 def test_two_cons_of_one_run_at_once(project):
     set_config(project, **{**TINY, "epochs": 3})
     commit(project, "three epochs")
-    proc = start(project, "run twice -f")
+    proc = start(project, "run twice -f", output=subprocess.DEVNULL)
     last = project / "__result__" / "twice" / "0" / "checkpoint" / "epoch_last.pth"
     deadline = time.monotonic() + 300
     while not last.exists() and time.monotonic() < deadline:

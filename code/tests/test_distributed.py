@@ -9,12 +9,12 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import commit, created, git, make_project, set_config, sh, statistic
+import conftest
+from conftest import alive, commit, created, git, make_project, set_config, sh, statistic, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -28,9 +28,7 @@ STARTED = []
 
 def start(project, command, env=None):
     """A command in its own session, as from a terminal (os.killpg(proc.pid, ...) is a Ctrl-C)."""
-    script = f'. "{project}/code/source.sh" && cd "{project}" && {command}'
-    proc = subprocess.Popen(["bash", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, env={**os.environ, **(env or {})})
+    proc = conftest.start(project, command, env)
     STARTED.append(proc)
     return proc
 
@@ -50,15 +48,6 @@ def no_leftovers():
                     pass
             proc.kill()
         proc.communicate()
-
-
-def wait_for(predicate, timeout=120):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("timed out")
 
 
 def descendants(pid):
@@ -90,14 +79,6 @@ def environ(pid):
 def rank_pids(proc):
     """{rank: pid} of the training processes started by proc."""
     return {int(environ(p)[b"RANK"]): p for p in descendants(proc.pid) if b"RANK" in environ(p)}
-
-
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def rows(project, tag, id_=0):

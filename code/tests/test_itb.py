@@ -22,6 +22,7 @@ import pytest
 CODE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(CODE))
 
+from conftest import alive
 from utils.tb import EventWriter
 
 CHROMIUM = "/usr/bin/chromium"
@@ -82,14 +83,6 @@ def in_shell(project, cwd, command):
 
 def server_infos(project):
     return [json.loads(p.read_text()) for p in sorted((project / "__statistic__" / "itb").glob("*/server.json"))]
-
-
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def stop_everything(project):

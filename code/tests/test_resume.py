@@ -10,22 +10,24 @@ metrics.csv (byte for byte: each epoch and step once, the same values) with the 
 Random instants, many of them: code/bench/kill_resume.py.
 """
 import csv
+import functools
 import hashlib
 import os
 import shutil
 import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import commit, created, git, make_project, set_config, sh, statistic
+from conftest import commit, created, git, make_project, set_config, sh, start, statistic, wait_for
 
 SMALL = {"epochs": 3, "checkpoint_every_steps": 10, "log_every_steps": 5}  # 45 steps per epoch
 BIG = {"epochs": 2, "hidden": 8192, "checkpoint_every_steps": 15, "log_every_steps": 5}  # step_45 = epoch 1's end
 
 pytestmark = pytest.mark.slow
+
+# a kill is meant to land at an instant: poll every 2 ms, and give the big model's slow steps time
+wait_for = functools.partial(wait_for, timeout=180, every=0.002)
 
 
 @pytest.fixture(scope="module")
@@ -41,22 +43,6 @@ def proj(tmp_path_factory):
 
 def folder(project, tag, id_=0):
     return Path(project) / "__result__" / tag / str(id_)
-
-
-def start(project, command):
-    """A command in its own process group, as a terminal starts it."""
-    script = f'. "{project}/code/source.sh" && cd "{project}" && {command}'
-    return subprocess.Popen(["bash", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-
-
-def wait_for(predicate, timeout=180, every=0.002):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(every)
-    raise AssertionError("timed out")
 
 
 def kill_group(proc):

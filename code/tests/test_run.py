@@ -4,29 +4,12 @@ import json
 import os
 import re
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import commit, git, refused, set_config, sh, statistic
-
-
-def start(project, command):
-    """Start a command in its own process group, as a terminal would (Ctrl-C reaches the group)."""
-    script = f'. "{project}/code/source.sh" && cd "{project}" && {command}'
-    return subprocess.Popen(["bash", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-
-
-def wait_for(predicate, timeout=120):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
+from conftest import commit, git, refused, set_config, sh, start, statistic, wait_for
 
 
 def rows(project, tag, id_):
