@@ -156,27 +156,26 @@ class EventWriter:
             self._write(event_pb2.Event(wall_time=now, step=self.start_step, session_log=start))
 
     def _write(self, event):
-        self._write_bytes(event.SerializeToString())
+        self._write_records([event.SerializeToString()])
 
-    def _write_bytes(self, data):
-        data = record(data)
+    def _write_records(self, events):
+        """Serialized Events, each framed as a record, in one write."""
+        data = b"".join([record(event) for event in events])
         with self._lock:
             self._file.write(data)
 
     def scalars(self, step, values, wall_time=None):
         """One Event, one Summary holding a simple_value per tag."""
         wall = _DOUBLE.pack(time.time() if wall_time is None else wall_time)
-        self._write_bytes(self._scalar_event(int(step), values.items(), wall))
+        self._write_records([self._scalar_event(int(step), values.items(), wall)])
 
     def scalar_rows(self, rows, wall_time=None):
         """scalars() of each row at once: its "step", and its other values that are not None.
         One write for all (the hot path: a batch of metrics.csv's rows)."""
         wall = _DOUBLE.pack(time.time() if wall_time is None else wall_time)
-        data = b"".join([record(self._scalar_event(int(row["step"]), ((tag, value) for tag, value in row.items()
-                                                                       if value is not None and tag != "step"), wall))
-                         for row in rows])
-        with self._lock:
-            self._file.write(data)
+        self._write_records([self._scalar_event(int(row["step"]), [(tag, value) for tag, value in row.items()
+                                                                   if value is not None and tag != "step"], wall)
+                             for row in rows])
 
     def _scalar_event(self, step, items, wall):
         prefix, parts = self._prefix, []
