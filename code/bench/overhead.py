@@ -218,9 +218,7 @@ class Bench:
                     rec.checkpoint(snapshot, f"step_{progress['step']}.pth")
 
             def after_step_timed(loss, correct, count):
-                begin = time.perf_counter()
-                after_step(loss, correct, count)
-                inside[0] += time.perf_counter() - begin
+                timed(after_step, loss, correct, count)
 
             writer = time.pthread_getcpuclockid(rec.bg._thread.ident)
             writer_cpu = -time.clock_gettime(writer)  # the writer thread's CPU seconds, on the clock
