@@ -97,9 +97,11 @@ def checked_tag(root, tag):
 def create_tag(root, tag, commit):
     """Tag the commit. `run`s of one new tag started at once all try: the first creates the tag,
     and the others are fine once it exists and marks the same commit."""
-    out = g.git(root, "tag", "-a", "-m", f"exper run {tag}", tag, commit, check=False)
     deadline = time.monotonic() + 10
-    while out.returncode:
+    while True:
+        out = g.git(root, "tag", "-a", "-m", f"exper run {tag}", tag, commit, check=False)
+        if not out.returncode:
+            return
         marked = g.tag_commit(root, tag)
         if marked == commit:
             return
@@ -108,7 +110,6 @@ def create_tag(root, tag, commit):
         if time.monotonic() > deadline:
             raise UsageError(f"could not create tag {tag!r}: {out.stderr.strip() or 'git tag failed'}")
         time.sleep(0.05)  # the other `git tag` holds the ref's lock: wait for it to finish
-        out = g.git(root, "tag", "-a", "-m", f"exper run {tag}", tag, commit, check=False)
 
 
 def processes(config):
