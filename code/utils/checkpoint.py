@@ -111,12 +111,6 @@ def candidates(folder):
     return files
 
 
-def newest(folder):
-    """The checkpoint a resume would try first, or None when the run has none."""
-    files = candidates(folder)
-    return files[0] if files else None
-
-
 def load(path):
     import torch
 
