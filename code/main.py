@@ -56,14 +56,9 @@ def build_scheduler(optimizer, args, steps_per_epoch):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def reduce(tensor, args):
-    if args.world_size > 1:
-        torch.distributed.all_reduce(tensor)
-    return tensor
-
-
 def evaluate_split(model, loader, args, name):
-    loss, correct, count = reduce(evaluate(distributed.for_evaluation(model, args), loader, args), args).tolist()
+    totals = evaluate(distributed.for_evaluation(model, args), loader, args)
+    loss, correct, count = distributed.reduce(totals, args).tolist()
     return {f"{name}/loss": loss / count, f"{name}/acc": correct / count}
 
 

@@ -59,6 +59,13 @@ def setup(args, hparams):
     args.rank_devices = [other["device"] for other in everyone]
 
 
+def reduce(tensor, args):
+    """Sum tensor over the run's processes, in place; with one process it is already the sum."""
+    if args.world_size > 1:
+        dist.all_reduce(tensor)
+    return tensor
+
+
 class AgreedStop:
     """Whether any rank was asked to stop (SIGINT/SIGTERM), decided at the same step on every rank.
 
@@ -157,16 +164,6 @@ def for_evaluation(model, args):
     return module
 
 
-def error_text(error):
-    """The short form of an error for statistic.json (the whole traceback goes to the log)."""
-    from utils.checkpoint import CheckpointError
-    from utils.recorder import NonFinite
-
-    if isinstance(error, (NonFinite, CheckpointError)):  # their message says all (recorder.crashed alike)
-        return str(error)
-    return "".join(traceback.format_exception(error)[-3:]).strip()
-
-
 def report(main):
     """Call main(), leave this rank's outcome in $EXPER_RANKS_DIR/rank<k>.json, then leave the group.
 
@@ -190,6 +187,8 @@ def report(main):
             outcome.update(time=time.time(), error=str(stop.code))
         raise
     except BaseException as error:
+        from utils.recorder import error_text
+
         outcome.update(time=time.time(), error=error_text(error),
                        traceback="".join(traceback.format_exception(error)))
         raise

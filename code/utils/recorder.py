@@ -25,7 +25,7 @@ from tqdm import tqdm
 from utils import checkpoint
 from utils.atomic import append_line
 from utils.background import Background
-from utils.distributed import AgreedStop, rank_rng_states
+from utils.distributed import AgreedStop, rank_rng_states, reduce
 from utils.metrics_file import MetricsFile
 from utils.runs import STATISTIC, BadRun, read_statistic
 from utils.statistic import run_record
@@ -47,6 +47,16 @@ class Stop(Exception):
 
 class NonFinite(Exception):
     """The loss became NaN or infinite (with config.stop_on_nan)."""
+
+
+SAYS_ALL = (NonFinite, checkpoint.CheckpointError)  # errors whose message says all: a traceback adds nothing
+
+
+def error_text(error):
+    """The short form of an error for statistic.json (the whole traceback goes to the log)."""
+    if isinstance(error, SAYS_ALL):
+        return str(error)
+    return "".join(traceback.format_exception(error)[-3:]).strip()
 
 
 class Tee:
@@ -186,11 +196,6 @@ class Recorder:
             if signum:
                 raise Stop(signum)
 
-    def _reduce(self, tensor):
-        if self.args.world_size > 1:
-            torch.distributed.all_reduce(tensor)
-        return tensor
-
     def _read(self, chunk):
         """Each step's loss * count, correct and count as Python numbers: one transfer from the device."""
         n, counts = len(chunk), [v[2] for v in chunk]
@@ -235,7 +240,7 @@ class Recorder:
             sums = [(sum(losses[i:i + unit]), sum(correct[i:i + unit]), sum(counts[i:i + unit]))
                     for i in range(0, n, unit)]
         if self.args.world_size > 1:
-            sums = self._reduce(torch.tensor(sums, dtype=torch.float64, device=self.args.device)).tolist()
+            sums = reduce(torch.tensor(sums, dtype=torch.float64, device=self.args.device), self.args).tolist()
         self._add(sums)
         rows = []
         if every and n >= every:  # values[0] always starts an interval
@@ -343,13 +348,11 @@ class Recorder:
 
     def crashed(self, error):
         if self.writes:
-            if isinstance(error, (NonFinite, checkpoint.CheckpointError)):  # says all; a traceback adds nothing
+            if isinstance(error, SAYS_ALL):
                 log.error("error: %s", error)
-                self._end("crashed", str(error))
-                return
-            lines = traceback.format_exception(error)
-            log.error("".join(lines).rstrip())
-            self._end("crashed", "".join(lines[-3:]).strip())
+            else:
+                log.error("".join(traceback.format_exception(error)).rstrip())
+            self._end("crashed", error_text(error))
 
     def _end(self, status, error=None):
         if not self.writes:
