@@ -18,9 +18,10 @@ def _number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _changes(new, old, keys, label=""):
+def _changes(new, old, keys=None, label=""):
+    """A line for each key whose value differs (keys: all of either's, sorted)."""
     lines = []
-    for key in keys:
+    for key in sorted(new.keys() | old.keys()) if keys is None else keys:
         a, b = new.get(key), old.get(key)
         if a == b:
             continue
@@ -36,8 +37,7 @@ def environment_changes(new, old):
     lines = []
     if new.get("commit") != old.get("commit"):
         lines.append(f"commit {str(new.get('commit'))[:10]} vs {str(old.get('commit'))[:10]} (the tag was moved)")
-    new_h, old_h = new.get("hyperparameters") or {}, old.get("hyperparameters") or {}
-    lines += _changes(new_h, old_h, sorted(new_h.keys() | old_h.keys()), "config ")
+    lines += _changes(new.get("hyperparameters") or {}, old.get("hyperparameters") or {}, label="config ")
     lines += _changes(new.get("host") or {}, old.get("host") or {}, ENVIRONMENT)
     return lines
 
@@ -64,8 +64,7 @@ def verdict(root, tag, new_id):
                 f"(`rerun {tag}/<id>` reuses that run's seed)")
     lines = []
     for id_, old in earlier:
-        new_m, old_m = new.get("metrics") or {}, old.get("metrics") or {}
-        metrics = _changes(new_m, old_m, sorted(new_m.keys() | old_m.keys()))
+        metrics = _changes(new.get("metrics") or {}, old.get("metrics") or {})
         same_weights = new.get("weights_sha256") == old.get("weights_sha256")
         exact = same_weights and not metrics
         if exact:
