@@ -199,8 +199,11 @@ class Recorder:
     def _read(self, chunk):
         """Each step's loss * count, correct and count as Python numbers: one transfer from the device."""
         n, counts = len(chunk), [v[2] for v in chunk]
-        host = torch.cat([torch.stack([v[0] for v in chunk]).double(), torch.stack([v[1] for v in chunk]).double()])
-        host = host.tolist()  # the one wait for the device
+        if chunk[0][0].device.type == "cpu":  # nothing to transfer: reading each costs less than stacking
+            host = [v[0].item() for v in chunk] + [float(v[1].item()) for v in chunk]
+        else:
+            host = torch.cat([torch.stack([v[0] for v in chunk]).double(), torch.stack([v[1] for v in chunk]).double()])
+            host = host.tolist()  # the one wait for the device
         return [loss * count for loss, count in zip(host[:n], counts, strict=True)], host[n:], counts
 
     def _check_finite(self, losses, progress):
