@@ -59,6 +59,17 @@ def error_text(error):
     return "".join(traceback.format_exception(error)[-3:]).strip()
 
 
+def host_values(chunk, stack):
+    """The steps' losses and counts of correct predictions as Python floats. stack: in one
+    transfer, the one wait for the device; else each read where it is (on the CPU, where
+    nothing moves, that costs less than stacking). Both give the same numbers."""
+    if not stack:
+        return [v[0].item() for v in chunk], [float(v[1].item()) for v in chunk]
+    host = torch.cat([torch.stack([v[0] for v in chunk]).double(), torch.stack([v[1] for v in chunk]).double()])
+    host = host.tolist()
+    return host[:len(chunk)], host[len(chunk):]
+
+
 class Tee:
     """stdout to the terminal and to the run's log, line by line."""
 
@@ -197,14 +208,10 @@ class Recorder:
                 raise Stop(signum)
 
     def _read(self, chunk):
-        """Each step's loss * count, correct and count as Python numbers: one transfer from the device."""
-        n, counts = len(chunk), [v[2] for v in chunk]
-        if chunk[0][0].device.type == "cpu":  # nothing to transfer: reading each costs less than stacking
-            host = [v[0].item() for v in chunk] + [float(v[1].item()) for v in chunk]
-        else:
-            host = torch.cat([torch.stack([v[0] for v in chunk]).double(), torch.stack([v[1] for v in chunk]).double()])
-            host = host.tolist()  # the one wait for the device
-        return [loss * count for loss, count in zip(host[:n], counts, strict=True)], host[n:], counts
+        """Each step's loss * count, correct and count as Python numbers."""
+        counts = [v[2] for v in chunk]
+        losses, correct = host_values(chunk, stack=chunk[0][0].device.type != "cpu")
+        return [loss * count for loss, count in zip(losses, counts, strict=True)], correct, counts
 
     def _check_finite(self, losses, progress):
         """Stop at a non-finite loss among the first len(losses) steps waiting (with stop_on_nan)."""
