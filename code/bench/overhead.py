@@ -389,11 +389,11 @@ def main(argv=None):
     print(f"once per run, not per step (not in the figures above): session start {once['start']:.0f} ms, "
           f"first epoch end (TensorBoard graph, metrics.csv's columns) {once['first']:.0f} ms, "
           f"run end {once['end']:.0f} ms")
-    for how, figures in (("side by side", ratios), ("own time", own_ratios)):
+    for how, figures in (("side by side", ratios), ("own time", own_ratios)):  # 4 places: 1.0304x is no 1.030x
         every1, shipped = figures["every1"], figures["shipped"]
         print(f"goals ({how}): log every step at most 1.03x ({'met' if every1 <= 1.03 else 'missed'}: "
-              f"{every1:.3f}x), every {SHIPPED} steps at most 1.01x ({'met' if shipped <= 1.01 else 'missed'}: "
-              f"{shipped:.3f}x)")
+              f"{every1:.4f}x), every {SHIPPED} steps at most 1.01x ({'met' if shipped <= 1.01 else 'missed'}: "
+              f"{shipped:.4f}x)")
     return 0
 
 
