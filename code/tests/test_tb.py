@@ -54,6 +54,19 @@ def test_scalars_are_one_event_equal_to_the_proto(tmp_path):
     assert c.step == -3 and c.wall_time == 3.5 and c.summary.value[0].simple_value == 0.5
 
 
+def test_scalar_rows_are_an_event_per_row_without_step_and_empty_cells(tmp_path):
+    """The recorder's path: metrics.csv's rows, "step" as the event's step, None cells left out."""
+    rows = [{"epoch": 0, "step": 10, "train/loss_step": 0.5, "lr": None},
+            {"epoch": 1, "step": 20_000, "val/acc": 0.75, "train/loss_step": None}]
+    with tb.EventWriter(tmp_path) as w:
+        w.scalar_rows(rows, wall_time=4.5)
+    written = {10: [("epoch", 0), ("train/loss_step", 0.5)], 20_000: [("epoch", 1), ("val/acc", 0.75)]}
+    assert events(tmp_path)[2:] == [
+        event_pb2.Event(wall_time=4.5, step=step, summary=summary_pb2.Summary(
+            value=[summary_pb2.Summary.Value(tag=t, simple_value=v) for t, v in values]))
+        for step, values in written.items()]
+
+
 def test_each_writer_opens_a_new_file_in_session_order(tmp_path):
     names = []
     for _ in range(3):
