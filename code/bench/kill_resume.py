@@ -10,9 +10,9 @@ the rest of the run: to the whole process group (launcher and training, as a los
 an OOM killer would) or to the training process alone. Then `con`, which is itself killed at a
 random instant (often while it starts) with probability 1/2, up to twice, before a last `con`
 runs to the end. A run that ends before its kill is not counted, and shortens the window
-(the shared machine got faster). A trial is exact when the run finished with the reference's weights_sha256, every
-final metric, and a byte-identical metrics.csv (each epoch and step once). Prints one line per
-trial and `<exact>/<trials> resumed exactly`; exits 1 unless all were.
+(the shared machine got faster). A trial is exact when the run finished with the reference's
+weights_sha256, every final metric, and a byte-identical metrics.csv (each epoch and step
+once). Prints one line per trial and `<exact>/<trials> resumed exactly`; exits 1 unless all were.
 """
 import argparse
 import os
