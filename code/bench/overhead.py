@@ -1,4 +1,5 @@
 """What recording costs a training loop. Usage: python3 code/bench/overhead.py [--quick] [--steps N] [--rounds R]
+[--processes P]
 
 Also: python3 code/bench/overhead.py --switches [--quick]: the example's own samples per second
 (model.py, dataloader.py, epoch.py, config.py's values) on this machine's device with each of
@@ -15,7 +16,10 @@ A tiny MLP on one torch thread (about 330 µs per step), where any cost per step
 Each variant runs right beside a bare loop, round after round (see common.py); a figure is the
 median over rounds of the pair's ratio, for the wall time and for the process's CPU time, with
 the middle half of the wall ratios beside it (on a shared machine a pair differs by a percent or
-two either way: more rounds narrow the median). The template's own time comes from runs of its
+two either way: more rounds narrow the median). The rounds are shared among several processes
+run one after another and pooled: one process's figures lean a few percent one way or the
+other for as long as it lives (likely how it laid out its memory), so one process is one draw
+of that; each process's own median is printed too. The template's own time comes from runs of its
 own where each of its calls is timed, plus the writer thread's CPU: what it spends, less noisy
 than the side-by-side figure but blind to what it does to the loop's caches. Goals: at most
 1.03x when logging every step, 1.01x at the shipped log_every_steps.
@@ -23,6 +27,7 @@ than the side-by-side figure but blind to what it does to the loop's caches. Goa
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -347,12 +352,39 @@ def switches(root, quick, rounds):
         print(f"  {name:<20} {rate:>10,.0f} samples/s {rate / none:>6.2f}x")
 
 
+def measure(steps, rounds):
+    """One process's figures: {"pairs": {variant: [[bare, its] (wall, CPU) of each round]},
+    "owns": {variant: [own seconds per step]}, "once": {what: [seconds]}}."""
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory(prefix="exper-bench-") as folder:
+        bench = Bench(folder, steps)
+        trials = {name: (lambda m=method, x=extra: getattr(bench, m)(*x)) for name, _, method, extra in VARIANTS}
+        pairs = paired(trials, "bare", rounds)
+        # the template's own time, from runs of their own with its calls timed
+        owns = {name: [bench.template(*extra, timing=True)[2] / steps for _ in range(max(1, rounds // 5))]
+                for name, _, method, extra in VARIANTS if method == "template"}
+    return {"pairs": pairs, "owns": owns, "once": bench.once}
+
+
+def in_processes(steps, rounds, processes):
+    """measure() in `processes` fresh processes one after another, their rounds pooled (see the
+    module's docstring: one process alone is one draw of a lean that lasts as long as it does)."""
+    if processes == 1:
+        return [measure(steps, rounds)]
+    per = max(1, round(rounds / processes))
+    command = [sys.executable, __file__, "--measure", "--steps", str(steps), "--rounds", str(per)]
+    return [json.loads(subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True).stdout)
+            for _ in range(processes)]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.partition("\n\n")[2])
-    p.add_argument("--quick", action="store_true", help="200 steps, 1 round (for CI)")
+    p.add_argument("--quick", action="store_true", help="200 steps, 1 round, 1 process (for CI)")
     p.add_argument("--steps", type=int, help="training steps per variant and round (default 2,000)")
-    p.add_argument("--rounds", type=int, help="rounds of pairs; medians are shown (default 30)")
+    p.add_argument("--rounds", type=int, help="rounds of pairs in all; medians are shown (default 30)")
+    p.add_argument("--processes", type=int, help="processes the rounds are shared among (default 6)")
     p.add_argument("--switches", action="store_true", help="the example's samples/s with amp and torch_compile")
+    p.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)  # one process's figures, as JSON
     a = p.parse_args(argv)
     if a.switches:
         with tempfile.TemporaryDirectory(prefix="exper-bench-") as folder:
@@ -360,17 +392,17 @@ def main(argv=None):
         return 0
     steps = a.steps or (200 if a.quick else 2000)
     rounds = a.rounds or (1 if a.quick else 30)
-    torch.set_num_threads(1)
-    with tempfile.TemporaryDirectory(prefix="exper-bench-") as folder:
-        bench = Bench(folder, steps)
-        trials = {name: (lambda m=method, x=extra: getattr(bench, m)(*x)) for name, _, method, extra in VARIANTS}
-        pairs = paired(trials, "bare", rounds)
-        # the template's own time, from runs of their own with its calls timed
-        owns = {name: median(bench.template(*extra, timing=True)[2] for _ in range(max(1, rounds // 5))) / steps
-                for name, _, method, extra in VARIANTS if method == "template"}
+    if a.measure:
+        print(json.dumps(measure(steps, rounds)))
+        return 0
+    processes = max(1, min(rounds, a.processes or (1 if a.quick else 6)))
+    measured = in_processes(steps, rounds, processes)
+    pairs = {name: [pair for m in measured for pair in m["pairs"][name]] for name in measured[0]["pairs"]}
+    owns = {name: median(x for m in measured for x in m["owns"][name]) for name in measured[0]["owns"]}
     bare = median(b[0] for pair in pairs.values() for b, _ in pair) / steps
-    print(f"tiny MLP, 1 torch thread, {steps:,} steps ({EPOCHS} epochs) per run, {rounds} round(s) of pairs; "
-          f"bare loop {bare * 1e6:.0f} µs per step; checkpoints every {steps // EPOCHS // 2} steps and at epoch ends")
+    print(f"tiny MLP, 1 torch thread, {steps:,} steps ({EPOCHS} epochs) per run, {len(pairs['bare2'])} round(s) "
+          f"of pairs in {processes} process(es); bare loop {bare * 1e6:.0f} µs per step; checkpoints every "
+          f"{steps // EPOCHS // 2} steps and at epoch ends")
     print(f"{'variant':<58} {'+µs/step':>9} {'vs bare':>8} {'middle half':>14} {'CPU vs bare':>12} "
           f"{'own µs/step':>12} {'own vs bare':>12}")
     ratios, own_ratios = {}, {}
@@ -385,10 +417,15 @@ def main(argv=None):
             own_ratios[name] = 1 + owns[name] / bare
             line += f" {owns[name] * 1e6:>12.1f} {own_ratios[name]:>11.3f}x"
         print(line)
-    once = {k: median(v) * 1e3 for k, v in bench.once.items()}
+    once = {k: median(x for m in measured for x in m["once"][k]) * 1e3 for k in measured[0]["once"]}
     print(f"once per run, not per step (not in the figures above): session start {once['start']:.0f} ms, "
           f"first epoch end (TensorBoard graph, metrics.csv's columns) {once['first']:.0f} ms, "
           f"run end {once['end']:.0f} ms")
+    alone = [(what, " ".join(f"{median(x[0] / b[0] for b, x in m['pairs'][name]):.3f}x" for m in measured))
+             for name, what in (("bare2", "bare again"), ("every1", "log every step"),
+                                ("shipped", f"every {SHIPPED} steps"))]
+    print("each process alone, the median of its pairs (how far one process's figure may lead): "
+          + " | ".join(f"{what} {each}" for what, each in alone))
     for how, figures in (("side by side", ratios), ("own time", own_ratios)):  # 4 places: 1.0304x is no 1.030x
         every1, shipped = figures["every1"], figures["shipped"]
         print(f"goals ({how}): log every step at most 1.03x ({'met' if every1 <= 1.03 else 'missed'}: "

@@ -42,8 +42,18 @@ def test_overhead_quick():
         added, wall, spread, cpu, own, own_ratio = row.split()[-6:]
         assert ratio(wall) > 0 and ratio(cpu) > 0 and float(own) > 0 and ratio(own_ratio) > 1
     assert lines[9].startswith("once per run, not per step") and lines[9].endswith(" ms")
-    assert lines[10].startswith("goals (side by side): log every step at most 1.03x (")
-    assert lines[11].startswith("goals (own time): log every step at most 1.03x (")
+    assert lines[10].startswith("each process alone, the median of its pairs")
+    assert lines[11].startswith("goals (side by side): log every step at most 1.03x (")
+    assert lines[12].startswith("goals (own time): log every step at most 1.03x (")
+
+
+def test_overhead_pools_rounds_from_several_processes():
+    lines = bench("overhead.py", "--steps", "20", "--rounds", "2", "--processes", "2")
+    assert "per run, 2 round(s) of pairs in 2 process(es);" in lines[0], lines[0]
+    alone = lines[10].partition("): ")[2].split(" | ")
+    assert [a.rsplit(" ", 2)[0] for a in alone] == ["bare again", "log every step", "every 10 steps"], alone
+    for figures in alone:  # one median per process
+        assert all(ratio(x) > 0 for x in figures.split()[-2:]), figures
 
 
 def test_latency_quick():
