@@ -55,11 +55,12 @@ def test_moved_tag_differs_and_says_why(project):
 
 
 def test_verdict_of_two_runs_of_different_commits(project):
-    """deterministic off in the second: recorded differently, and listed whatever the outcome."""
-    assert sh(project, "run det -f").returncode == 0
+    """deterministic off and one torch thread in the second: recorded differently, and listed
+    whatever the outcome."""
+    assert sh(project, "run det -f", env={"OMP_NUM_THREADS": "2"}).returncode == 0
     set_config(project, deterministic=False)
     commit(project, "determinism off")
-    assert sh(project, "run loose -f").returncode == 0
+    assert sh(project, "run loose -f", env={"OMP_NUM_THREADS": "1"}).returncode == 0
     result = project / "__result__"
     shutil.copytree(result / "loose" / "0", result / "det" / "1")
     text = verdict(project, "det", 1).splitlines()
@@ -67,6 +68,7 @@ def test_verdict_of_two_runs_of_different_commits(project):
     same = det["weights_sha256"] == loose["weights_sha256"] and det["metrics"] == loose["metrics"]
     assert text[0] == ("reproduced det/0 exactly: same weights_sha256 and metrics" if same else "differs from det/0:")
     assert "  recorded differently: config deterministic False vs True" in text
+    assert "  recorded differently: threads 1 vs 2 (-1)" in text
     assert sum(line.startswith("  recorded differently: commit ") for line in text) == 1
 
     (result / "det" / "0" / "statistic.json").write_text("{ torn")  # a corrupt earlier run is skipped, not fatal
