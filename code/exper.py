@@ -33,7 +33,7 @@ USAGE = """usage: exper <command> [args ...]   (each command also stands alone a
   con|continue <tag>[/<id>] [-f]    resume an unfinished run from its last checkpoint
   re|rerun <tag>[/<id>] [-f]        run the tag's code again under a new id; report reproduction
   expls                             one row per tag
-  expels <tag>                      one row per run of a tag
+  expels <tag>[/<id>]               one row per run of a tag (or the one run named)
   record [<tag>[/<id>] ...] [-l NAME]   add runs to __statistic__/exper-list/NAME.txt
   title [NAME]                      collect the keys of list NAME's runs
   table [NAME]                      build and print the table of list NAME

@@ -84,6 +84,18 @@ def test_ids_that_are_not_whole_numbers(project, shell):
         refused(project, f"{command} {shlex.quote(selector)}", "whole number", shell=shell)
 
 
+@pytest.mark.parametrize("shell", SHELLS)
+def test_expels_of_one_run_and_of_an_id_the_tag_lacks(project, shell):
+    write_record(project, "t", 0, seed=11)
+    write_record(project, "t", 1, seed=22)
+    one = sh(project, "expels t/1", shell=shell)
+    assert one.returncode == 0, one.stderr
+    rows = [line.split()[:3] for line in one.stdout.splitlines()[2:]]  # under the header and its rule
+    assert rows == [["1", "finished", "22"]], one.stdout
+    refused(project, "expels t/2", "no run t/2", shell=shell)
+    refused(project, "expels u/0", "no runs of tag 'u'", shell=shell)
+
+
 def test_tag_names_git_or_folders_would_misread(project):
     for tag in ["a" * 101, "HEAD", "ORIG_HEAD", "a.lock", "a.", "a..b", "a@{1}", "a~1", "a^", "a:b", "a\\b"]:
         refused(project, f"run {shlex.quote(tag)}", "not a valid tag name")

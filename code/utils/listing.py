@@ -7,8 +7,8 @@ from collections import Counter
 
 from tabulate import tabulate
 
-from utils.cli import UsageError, parser, project_root, warn
-from utils.runs import BadRun, iter_runs, parse_selector, read_statistic, run_ids, status, tags
+from utils.cli import parser, project_root, warn
+from utils.runs import BadRun, iter_runs, read_statistic, run_dir, select, status, tags
 
 HEADLINE = ("train/loss",)  # besides every test/ metric and the best one
 
@@ -65,17 +65,15 @@ def _number(value):
 
 
 def expels_main(argv):
-    p = parser("expels", "One row per run of a tag: status, seed, start, duration, epochs, headline metrics.")
-    p.add_argument("tag", metavar="<tag>")
+    p = parser("expels", "One row per run of a tag (or the one run <tag>/<id>): status, seed, start, duration, "
+                         "epochs, headline metrics.")
+    p.add_argument("tag", metavar="<tag>[/<id>]")
     a = p.parse_args(argv)
     root = project_root()
-    tag, _ = parse_selector(a.tag)
-    if not run_ids(root, tag):
-        raise UsageError(f"no runs of tag {tag!r}; `expls` lists the tags")
     records = []
-    for _, id_, folder in iter_runs(root, [tag]):
+    for tag, id_ in select(root, [a.tag]):  # an unknown tag or id is an error
         try:
-            records.append((id_, read_statistic(folder)))
+            records.append((id_, read_statistic(run_dir(root, tag, id_))))
         except BadRun as e:
             warn(f"skipped: {e}")
     keys = _headline_keys(r for _, r in records)
