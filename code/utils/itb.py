@@ -28,6 +28,7 @@ from pathlib import Path
 
 from utils.atomic import locked, write_json
 from utils.cli import UsageError, parser, project_root, warn
+from utils.procs import command_line, stat_fields
 from utils.runs import RESULT, iter_runs, parse_selector, result_dir, select, statistic_dir
 
 START_TIMEOUT_S = 60  # TensorBoard needs a few seconds on a busy 2-core machine
@@ -203,13 +204,8 @@ def _process(pid):
         done = subprocess.run(["ps", "-o", "stat=,command=", "-p", str(pid)], capture_output=True, text=True)
         state, _, command = done.stdout.strip().partition(" ")
         return (state[:1], command.strip()) if done.returncode == 0 and state else None
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().rsplit(b")", 1)[1].split()[0].decode()
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return state, f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return None
+    fields, command = stat_fields(pid), command_line(pid)
+    return (fields[0], command) if fields and command is not None else None
 
 
 def ours(info):

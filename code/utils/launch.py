@@ -25,6 +25,7 @@ from pathlib import Path
 
 from utils import git as g
 from utils.cli import UsageError, parser, project_root
+from utils.procs import stat_fields
 from utils.runs import allocate_id, check_tag, parse_selector, read_statistic, run_dir, run_ids, status
 from utils.statistic import run_record
 
@@ -193,12 +194,8 @@ def _children(pid):
     """The processes whose parent is pid, from /proc (empty where there is no /proc)."""
     found = []
     for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()  # after "pid (name)": state, ppid, ...
-        except (OSError, IndexError):
-            continue
-        if entry.isdigit() and int(fields[1]) == pid:
+        fields = stat_fields(entry) if entry.isdigit() else None
+        if fields and int(fields[1]) == pid:
             found.append(int(entry))
     return found
 

@@ -12,6 +12,7 @@ import socket
 from pathlib import Path
 
 from utils.cli import UsageError
+from utils.procs import command_line
 
 RESULT = "__result__"
 STATISTIC = "__statistic__"
@@ -126,11 +127,8 @@ def _pid_alive(pid):
         return False
     except (PermissionError, OverflowError, ValueError, TypeError):
         return True
-    try:  # a recycled pid belongs to some other program
-        with open(f"/proc/{int(pid)}/cmdline", "rb") as f:
-            return b"main.py" in f.read()
-    except OSError:
-        return True
+    command = command_line(int(pid))  # a recycled pid belongs to some other program
+    return command is None or "main.py" in command
 
 
 def status(stat):
