@@ -373,8 +373,13 @@ def in_processes(steps, rounds, processes):
         return [measure(steps, rounds)]
     per = max(1, round(rounds / processes))
     command = [sys.executable, __file__, "--measure", "--steps", str(steps), "--rounds", str(per)]
-    return [json.loads(subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True).stdout)
-            for _ in range(processes)]
+    measured = []
+    for _ in range(processes):
+        done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)  # its errors reach stderr
+        if done.returncode != 0:
+            sys.exit(f"error: a measuring process ({' '.join(command[1:])}) exited with code {done.returncode}")
+        measured.append(json.loads(done.stdout))
+    return measured
 
 
 def main(argv=None):
@@ -390,6 +395,9 @@ def main(argv=None):
         with tempfile.TemporaryDirectory(prefix="exper-bench-") as folder:
             switches(folder, a.quick, a.rounds or (2 if a.quick else 10))
         return 0
+    for name, least in (("steps", 2 * EPOCHS), ("rounds", 1), ("processes", 1)):  # an epoch's checkpoint is halfway
+        if getattr(a, name) is not None and getattr(a, name) < least:
+            p.error(f"--{name} must be at least {least}")
     steps = a.steps or (200 if a.quick else 2000)
     rounds = a.rounds or (1 if a.quick else 30)
     if a.measure:

@@ -56,6 +56,14 @@ def test_overhead_pools_rounds_from_several_processes():
         assert all(ratio(x) > 0 for x in figures.split()[-2:]), figures
 
 
+def test_overhead_refuses_sizes_it_cannot_measure():
+    for option in ("--steps=3", "--rounds=0", "--processes=0"):
+        done = subprocess.run([sys.executable, "overhead.py", option], capture_output=True, text=True, cwd=BENCH,
+                              check=False, timeout=120)
+        assert done.returncode == 2 and done.stderr.splitlines()[-1].startswith("overhead.py: error: --"), done.stderr
+        assert "Traceback" not in done.stderr and not done.stdout
+
+
 def test_latency_quick():
     lines = bench("latency.py", "--quick")
     assert lines[0].startswith("run: ") and " s from Enter to the first step" in lines[0]
