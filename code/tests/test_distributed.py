@@ -260,6 +260,14 @@ def test_a_rank_that_raises_crashes_the_run(two):
     log = (two / "__result__/broken/0/log").read_text()
     assert "----- rank 1 on" in log and "raise RuntimeError('boom on rank 1')" in log
 
+    # a con that main.py refuses on every rank (no checkpoint loads) leaves the record as it was
+    for path in (two / "__result__/broken/0/checkpoint").glob("*.pth"):
+        if not path.is_symlink():
+            path.write_bytes(b"torn")
+    refused_con = sh(two, "con broken")
+    assert refused_con.returncode != 0 and "broken/0 has no checkpoint that loads" in refused_con.stderr
+    assert statistic(two, "broken", 0) == s
+
 
 def test_a_rank_killed_without_a_word_crashes_the_run(two):
     set_config(two, epochs=40)

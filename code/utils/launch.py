@@ -210,6 +210,7 @@ def launch(root, code_dir, config, env):
     nnodes = _option(options, "nnodes") or "1"
     if env.get("EXPER_RESUME") == "1" and nnodes.isdigit():
         _check_world_size(folder, n * int(nnodes))
+    sessions = _sessions(folder)  # a launch that begins no session (a refused con) leaves the record alone
     ranks = tempfile.mkdtemp(prefix="exper-ranks-")  # each rank leaves its outcome here (utils/distributed.py)
     env = {**os.environ, "EXPER_ROOT": str(root), "EXPER_RANKS_DIR": ranks, **env}
     torchrun = n > 1 or bool(options)
@@ -234,7 +235,7 @@ def launch(root, code_dir, config, env):
     finally:
         shutil.rmtree(ranks, ignore_errors=True)
     if folder:
-        after_child(folder, code, outcomes, n)
+        after_child(folder, code, outcomes, n, sessions)
     rank0 = next((o for o in outcomes if o.get("rank") == 0 and isinstance(o.get("exit"), int)), None)
     if rank0 is not None:
         return rank0["exit"] or (1 if any(o.get("error") for o in outcomes) else 0)
@@ -264,19 +265,31 @@ def _outcomes(folder):
     return found
 
 
-def after_child(folder, code, outcomes=(), processes_here=1):
+def _sessions(folder):
+    """How many sessions the run's record holds (None without a readable record)."""
+    try:
+        return len(read_statistic(folder).get("sessions") or []) if folder else None
+    except Exception:  # noqa: BLE001  (after_child reads it again and gives up the same way)
+        return None
+
+
+def after_child(folder, code, outcomes=(), processes_here=1, sessions_before=None):
     """Put the end of the run in its record when the training processes could not say it.
 
     A rank other than 0 failing: rank 0 then only sees its peer vanish (or torchrun's SIGTERM),
     so the cause is the earliest error any rank reported. A rank of this machine that reported
     nothing was killed without a word (out of memory, kill -9). A crash before training, or a
-    killed process group, leaves the record `running`.
+    killed process group, leaves the record `running`. A resumed run whose launch began no
+    session (main.py refused the con: no checkpoint loads, or not the run's own) keeps its
+    record as it was: the refusal is on the terminal, and the run's own end stays recorded.
     """
     try:
         record = read_statistic(folder)
     except Exception:  # noqa: BLE001
         return
     if record.get("status") not in ("running", "crashed"):  # finished or interrupted: rank 0 said so
+        return
+    if sessions_before and len(record.get("sessions") or []) == sessions_before:
         return
     errors = sorted((o for o in outcomes if o.get("error")), key=lambda o: o.get("time") or 0)
     silent = sorted(set(range(processes_here)) - {o.get("rank") for o in outcomes}) if outcomes else []
