@@ -4,12 +4,17 @@ import json
 import os
 import re
 import signal
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import commit, git, refused, set_config, sh, start, statistic, wait_for
+from conftest import CODE, commit, git, refused, set_config, sh, start, statistic, wait_for
+
+sys.path.insert(0, str(CODE))
+
+from utils.runs import status  # noqa: E402
 
 
 def rows(project, tag, id_):
@@ -233,11 +238,14 @@ def test_statistic_is_json_while_running(project):
     set_config(project, epochs=6)
     commit(project, "longer")
     proc = start(project, "run live -f")
-    seen = set()
+    seen, listed = set(), set()
     path = project / "__result__/live/0/statistic.json"
     wait_for(path.exists)
     while proc.poll() is None:
-        seen.add(json.loads(path.read_text())["status"])
+        record = json.loads(path.read_text())
+        seen.add(record["status"])
+        listed.add(status(record))  # as expls shows it: the launcher's pid until main.py's session begins
         time.sleep(0.01)
     proc.communicate()  # closes its pipes: left open, they are a ResourceWarning, an error under pytest.ini
     assert seen >= {"running"} and statistic(project, "live", 0)["status"] == "finished"
+    assert "running" in listed and "dead" not in listed, listed

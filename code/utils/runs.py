@@ -127,8 +127,9 @@ def _pid_alive(pid):
         return False
     except (PermissionError, OverflowError, ValueError, TypeError):
         return True
-    command = command_line(int(pid))  # a recycled pid belongs to some other program
-    return command is None or "main.py" in command
+    # the launcher's pid until main.py's session begins, then main.py's; a recycled pid is some other program's
+    command = command_line(int(pid))
+    return command is None or "main.py" in command or "exper.py" in command
 
 
 def status(stat):
