@@ -28,6 +28,7 @@ from pathlib import Path
 CODE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(CODE))
 
+from utils.procs import command_line
 from utils.runs import read_statistic
 
 CONFIG = {"epochs": 3, "checkpoint_every_steps": 7, "log_every_steps": 5, "progress_bar": False,
@@ -58,11 +59,7 @@ def start(project, *argv):
 
 
 def gone(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return not f.read()  # a zombie has no command line left
-    except OSError:
-        return True
+    return not command_line(pid)  # None when gone; a zombie has no command line left
 
 
 def wait_until(predicate, deadline):

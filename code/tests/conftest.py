@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,6 +16,9 @@ import pytest
 
 CODE = Path(__file__).resolve().parents[1]
 TEMPLATE = CODE.parent
+sys.path.insert(0, str(CODE))
+
+from utils.procs import stat_fields  # noqa: E402
 
 # The test config: the shipped config.py with these values replaced (a few seconds per run)
 TINY = {"epochs": 2, "log_every_steps": 10, "progress_bar": False, "keep_checkpoints": 2}
@@ -145,8 +149,5 @@ def wait_for(predicate, timeout=120, every=0.02):
 
 def alive(pid):
     """Whether the process runs (a zombie does not)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    fields = stat_fields(pid)
+    return bool(fields) and fields[0] != "Z"

@@ -15,6 +15,7 @@ import pytest
 
 import conftest
 from conftest import alive, commit, created, git, make_project, set_config, sh, statistic, wait_for
+from utils.procs import stat_fields
 
 pytestmark = pytest.mark.slow
 
@@ -54,11 +55,9 @@ def descendants(pid):
     """Every process below pid (torchrun's workers sit in sessions of their own, still below it)."""
     parents = {}
     for entry in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
+        fields = stat_fields(entry) if entry.isdigit() else None
+        if fields:
+            parents[int(entry)] = int(fields[1])
     found, todo = [], [pid]
     while todo:
         parent = todo.pop()

@@ -5,8 +5,9 @@ with another seed are not comparable, so they are not compared): exact means the
 weights_sha256 and the same metrics. Otherwise it names the metrics that differ and by how
 much. Either way it lists what differs in what the runs recorded about themselves: the
 commit (a tag moved with `git tag -f`), the config, the machine and its software (another
-torch, another device, another number of torch threads, determinism off), so a difference can be explained and an exact
-reproduction across machines is known to be one. No torch here: it reads statistic.json only.
+torch, another device, another number of torch threads, determinism off), so a difference can
+be explained and an exact reproduction across machines is known to be one. No torch here: it
+reads statistic.json only.
 """
 from utils.runs import iter_runs, read_statistic, run_dir
 
