@@ -12,17 +12,17 @@ checkpoints off and on. Against it: the same loop with after_step doing nothing 
 second bare loop (what noise looks like), and two peers: appending .item() values to a Python
 list (the floor of any recording) and torch's SummaryWriter.add_scalar every step.
 
-A tiny MLP on one torch thread (about 330 µs per step), where any cost per step shows most.
-Each variant runs right beside a bare loop, round after round (see common.py); a figure is the
-median over rounds of the pair's ratio, for the wall time and for the process's CPU time, with
-the middle half of the wall ratios beside it (on a shared machine a pair differs by a percent or
-two either way: more rounds narrow the median). The rounds are shared among several processes
-run one after another and pooled: one process's figures lean a few percent one way or the
-other for as long as it lives (likely how it laid out its memory), so one process is one draw
-of that; each process's own median is printed too. The template's own time comes from runs of its
-own where each of its calls is timed, plus the writer thread's CPU: what it spends, less noisy
-than the side-by-side figure but blind to what it does to the loop's caches. Goals: at most
-1.03x when logging every step, 1.01x at the shipped log_every_steps.
+A tiny MLP on one torch thread (about 330 µs per step), where any cost per step shows most. Each
+variant runs right beside a bare loop, round after round (see common.py); a figure is the median
+over rounds of the pair's ratio, for the wall time and for the process's CPU time, with the
+middle half of the wall ratios beside it (on a shared machine a pair differs by a percent or two
+either way: more rounds narrow the median). The rounds are shared among several processes run
+one after another and pooled: one process's figures lean a few percent one way or the other for
+as long as it lives (likely how it laid out its memory), so one process is one draw of that;
+each process's own median is printed too. The template's own time comes from runs of its own
+where each of its calls is timed, plus the writer thread's CPU: what it spends, less noisy than
+the side-by-side figure but blind to what it does to the loop's caches. Goals: at most 1.03x
+when logging every step, 1.01x at the shipped log_every_steps.
 """
 import argparse
 import json
@@ -191,7 +191,8 @@ class Bench:
         its end. Each epoch's rows are on disk before the epoch ends, on the clock; the writes of
         the last epoch's end are left to the run's end (a run evaluates while they are written).
         Returns (wall, CPU) seconds on the clock; with timing, also the template's own seconds
-        (its calls timed one by one: the runs compared side by side are not, so timers cost nothing there).
+        (its calls timed one by one: the runs compared side by side time only the epoch ends, so
+        timers cost nothing per step there).
         """
         args, values = self.args(log_every_steps, self.per_epoch // 2 if checkpoints else 0)
         optimizer, scheduler, scaler = self.fresh(args)
