@@ -11,16 +11,12 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import CODE, SHELLS, commit, git, refused, set_config, sh, statistic, tree
-
-sys.path.insert(0, str(CODE))
-
-from utils.cli import UsageError, call  # noqa: E402
+from utils.cli import UsageError, call
 
 INJECTIONS = ["a;touch x", "$(touch x)", "`touch x`", "a|touch x", "a&&touch x", "a>x", "../x", "/tmp/x", "x/../../y",
               "a b", "a\nb", "-x", "--foo", "_scratch", "é", "a*"]

@@ -19,10 +19,7 @@ from pathlib import Path
 
 import pytest
 
-CODE = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(CODE))
-
-from conftest import alive
+from conftest import CODE, alive
 from utils.tb import EventWriter
 
 CHROMIUM = "/usr/bin/chromium"

@@ -4,17 +4,13 @@ import json
 import os
 import re
 import signal
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import CODE, commit, git, refused, set_config, sh, start, statistic, wait_for
-
-sys.path.insert(0, str(CODE))
-
-from utils.runs import status  # noqa: E402
+from conftest import commit, git, refused, set_config, sh, start, statistic, wait_for
+from utils.runs import status
 
 
 def rows(project, tag, id_):

@@ -11,21 +11,15 @@ import socket
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import json5
 import pytest
 
-from conftest import sh
-
-CODE = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(CODE))
-
-from exper import main as exper  # noqa: E402  (needs code/ on the path first)
-
-from utils.atomic import append_line  # noqa: E402
-from utils.statistic import group as group_module  # noqa: E402
-from utils.statistic.columns import headers  # noqa: E402
+from conftest import CODE, sh
+from exper import main as exper
+from utils.atomic import append_line
+from utils.statistic import group as group_module
+from utils.statistic.columns import headers
 
 
 @pytest.fixture

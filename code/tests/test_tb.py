@@ -18,9 +18,7 @@ from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 from tensorboard.plugins.hparams import api_pb2, metadata
 
-CODE = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(CODE))
-
+from conftest import CODE
 from utils import tb
 
 

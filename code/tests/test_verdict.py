@@ -8,13 +8,9 @@ CUDA_VISIBLE_DEVICES (recorded, harmless on CPU), and two finished runs of diffe
 placed under one tag to call verdict() on them directly.
 """
 import shutil
-import sys
 
-from conftest import CODE, commit, git, set_config, sh, statistic
-
-sys.path.insert(0, str(CODE))
-
-from utils.verdict import verdict  # noqa: E402
+from conftest import commit, git, set_config, sh, statistic
+from utils.verdict import verdict
 
 
 def test_exact_and_not_compared(project):
