@@ -3,7 +3,8 @@
 
 Also: python3 code/bench/overhead.py --switches [--quick]: the example's own samples per second
 (model.py, dataloader.py, epoch.py, config.py's values) on this machine's device with each of
-config.py's switches: amp (mixed precision), torch_compile, both.
+config.py's switches: amp (mixed precision), torch_compile, both; and its data loading alone (the
+loader's batches copied to the device), to show what share of the training's time it takes.
 
 The template's loop as main.py runs it: epoch.train_epoch with main.py's after_step hook, the
 Recorder on a real run folder in a temporary project (statistic.json, metrics.csv, TensorBoard
@@ -336,12 +337,24 @@ def switches(root, quick, rounds):
             torch.cuda.synchronize()
         return loaders.sizes["train"] / (time.perf_counter() - start)
 
-    for name in setups:  # compiles, warms up
-        epoch(name)
-    rates = {name: [] for name in setups}
+    def loading():
+        """The data side alone: the loader's batches copied to the device, as train_epoch does."""
+        loaders.sampler.set_epoch(0)
+        start = time.perf_counter()
+        for inputs, targets in loaders.train:
+            inputs = inputs.to(args.device, non_blocking=True)
+            targets = targets.to(args.device, non_blocking=True)
+        if args.device.type == "cuda":
+            torch.cuda.synchronize()
+        return loaders.sizes["train"] / (time.perf_counter() - start)
+
+    trials = {**{name: lambda name=name: epoch(name) for name in setups}, "loading": loading}
+    for trial in trials.values():  # compiles, warms up
+        trial()
+    rates = {name: [] for name in trials}
     for r in range(rounds):
-        for name in setups if r % 2 == 0 else reversed(setups):
-            rates[name].append(epoch(name))
+        for name in trials if r % 2 == 0 else reversed(trials):
+            rates[name].append(trials[name]())
     device = f"cpu, {torch.get_num_threads()} threads"
     if args.device.type == "cuda":
         device = torch.cuda.get_device_name(args.device)
@@ -351,6 +364,10 @@ def switches(root, quick, rounds):
     for name in setups:
         rate = median(rates[name])
         print(f"  {name:<20} {rate:>10,.0f} samples/s {rate / none:>6.2f}x")
+    # with num_workers = 0 the loop loads its own batches: their share of a step is what the model waits
+    rate, fastest = median(rates["loading"]), max(median(rates[name]) for name in setups)
+    print(f"  {'data loading alone':<20} {rate:>10,.0f} samples/s {rate / none:>6.2f}x "
+          f"(at the fastest switch's rate, loading takes {fastest / rate:.1%} of the training's time)")
 
 
 def measure(steps, rounds):

@@ -124,4 +124,7 @@ def test_switches_quick():
     lines = bench("overhead.py", "--switches", "--quick")
     assert lines[0].startswith("the example's training, 1,439 images per epoch")
     names = [line.split(" samples/s")[0].rsplit(None, 1)[0].strip() for line in lines[1:]]
-    assert names[:2] == ["none", "amp"] and all(ratio(line.split()[-1]) > 0 for line in lines[1:])
+    assert names[:2] == ["none", "amp"] and names[-1] == "data loading alone"
+    assert all(ratio(line.split(" samples/s")[1].split()[0]) > 0 for line in lines[1:])
+    share = lines[-1].split("loading takes ")[1].split("%")[0]
+    assert 0 < float(share) < 100, lines[-1]
