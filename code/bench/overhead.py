@@ -1,5 +1,5 @@
-"""What recording costs a training loop. Usage: python3 code/bench/overhead.py [--quick] [--steps N] [--rounds R]
-[--processes P]
+"""What recording costs a training loop. Usage: python3 code/bench/overhead.py [--quick] [--example] [--steps N]
+[--rounds R] [--processes P]
 
 Also: python3 code/bench/overhead.py --switches [--quick]: the example's own samples per second
 (model.py, dataloader.py, epoch.py, config.py's values) on this machine's device with each of
@@ -13,7 +13,9 @@ checkpoints off and on. Against it: the same loop with after_step doing nothing 
 second bare loop (what noise looks like), and two peers: appending .item() values to a Python
 list (the floor of any recording) and torch's SummaryWriter.add_scalar every step.
 
-A tiny MLP on one torch thread (about 330 µs per step), where any cost per step shows most. Each
+A tiny MLP on one torch thread (about 330 µs per step), where any cost per step shows most; with
+--example, the example's own CNN (model.py, config.py's sizes) on torch's threads, as a run
+trains it (about 2.2 ms per step here), where the same cost is a share of a real step. Each
 variant runs right beside a bare loop, round after round (see common.py); a figure is the median
 over rounds of the pair's ratio, for the wall time and for the process's CPU time, with the
 middle half of the wall ratios beside it (on a shared machine a pair differs by a percent or two
@@ -107,12 +109,22 @@ def run_args(root, id_, **changes):
     return args, values
 
 
+def tiny_mlp():
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+
+
+def example_model():
+    """model.py's CNN with config.py's sizes: it takes the same 8x8 images as the tiny MLP."""
+    from model import Net
+
+    return Net(SimpleNamespace(channels=config.channels, hidden=config.hidden, dropout=config.dropout))
+
+
 class Bench:
-    def __init__(self, root, steps):
+    def __init__(self, root, steps, model=tiny_mlp):
         torch.manual_seed(0)
         self.root, self.per_epoch = root, steps // EPOCHS
-        self.model = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
-                                   nn.Linear(64, 10))
+        self.model = model()
         self.initial = {k: v.clone() for k, v in self.model.state_dict().items()}
         self.batches = [(torch.rand(32, 1, 8, 8), torch.randint(0, 10, (32,))) for _ in range(self.per_epoch)]
         self.runs = 0
@@ -370,27 +382,30 @@ def switches(root, quick, rounds):
           f"(at the fastest switch's rate, loading takes {fastest / rate:.1%} of the training's time)")
 
 
-def measure(steps, rounds):
+def measure(steps, rounds, example):
     """One process's figures: {"pairs": {variant: [[bare, its] (wall, CPU) of each round]},
-    "owns": {variant: [own seconds per step]}, "once": {what: [seconds]}}."""
-    torch.set_num_threads(1)
+    "owns": {variant: [own seconds per step]}, "once": {what: [seconds]}, "model": its name, "threads": n}."""
+    if not example:
+        torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="exper-bench-") as folder:
-        bench = Bench(folder, steps)
+        bench = Bench(folder, steps, example_model if example else tiny_mlp)
         trials = {name: (lambda m=method, x=extra: getattr(bench, m)(*x)) for name, _, method, extra in VARIANTS}
         pairs = paired(trials, "bare", rounds)
         # the template's own time, from runs of their own with its calls timed
         owns = {name: [bench.template(*extra, timing=True)[2] / steps for _ in range(max(1, rounds // 5))]
                 for name, _, method, extra in VARIANTS if method == "template"}
-    return {"pairs": pairs, "owns": owns, "once": bench.once}
+    return {"pairs": pairs, "owns": owns, "once": bench.once, "threads": torch.get_num_threads(),
+            "model": "the example's CNN" if example else "tiny MLP"}
 
 
-def in_processes(steps, rounds, processes):
+def in_processes(steps, rounds, processes, example):
     """measure() in `processes` fresh processes one after another, their rounds pooled (see the
     module's docstring: one process alone is one draw of a lean that lasts as long as it does)."""
     if processes == 1:
-        return [measure(steps, rounds)]
+        return [measure(steps, rounds, example)]
     per = max(1, round(rounds / processes))
     command = [sys.executable, __file__, "--measure", "--steps", str(steps), "--rounds", str(per)]
+    command += ["--example"] if example else []
     measured = []
     for _ in range(processes):
         done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)  # its errors reach stderr
@@ -403,8 +418,9 @@ def in_processes(steps, rounds, processes):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.partition("\n\n")[2])
     p.add_argument("--quick", action="store_true", help="200 steps, 1 round, 1 process (for CI)")
-    p.add_argument("--steps", type=int, help="training steps per variant and round (default 2,000)")
-    p.add_argument("--rounds", type=int, help="rounds of pairs in all; medians are shown (default 30)")
+    p.add_argument("--example", action="store_true", help="the example's CNN on torch's threads, not the tiny MLP")
+    p.add_argument("--steps", type=int, help="training steps per variant and round (default 2,000; --example 1,000)")
+    p.add_argument("--rounds", type=int, help="rounds of pairs in all; medians are shown (default 30; --example 18)")
     p.add_argument("--processes", type=int, help="processes the rounds are shared among (default 6)")
     p.add_argument("--switches", action="store_true", help="the example's samples/s with amp and torch_compile")
     p.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)  # one process's figures, as JSON
@@ -416,19 +432,21 @@ def main(argv=None):
     for name, least in (("steps", 2 * EPOCHS), ("rounds", 1), ("processes", 1)):  # an epoch's checkpoint is halfway
         if getattr(a, name) is not None and getattr(a, name) < least:
             p.error(f"--{name} must be at least {least}")
-    steps = a.steps or (200 if a.quick else 2000)
-    rounds = a.rounds or (1 if a.quick else 30)
+    # the example's steps take 7 times the tiny MLP's: fewer of them keep its run near 13 minutes
+    steps = a.steps or (200 if a.quick else 1000 if a.example else 2000)
+    rounds = a.rounds or (1 if a.quick else 18 if a.example else 30)
     if a.measure:
-        print(json.dumps(measure(steps, rounds)))
+        print(json.dumps(measure(steps, rounds, a.example)))
         return 0
     processes = max(1, min(rounds, a.processes or (1 if a.quick else 6)))
-    measured = in_processes(steps, rounds, processes)
+    measured = in_processes(steps, rounds, processes, a.example)
     pairs = {name: [pair for m in measured for pair in m["pairs"][name]] for name in measured[0]["pairs"]}
     owns = {name: median(x for m in measured for x in m["owns"][name]) for name in measured[0]["owns"]}
     bare = median(b[0] for pair in pairs.values() for b, _ in pair) / steps
-    print(f"tiny MLP, 1 torch thread, {steps:,} steps ({EPOCHS} epochs) per run, {len(pairs['bare2'])} round(s) "
-          f"of pairs in {processes} process(es); bare loop {bare * 1e6:.0f} µs per step; checkpoints every "
-          f"{steps // EPOCHS // 2} steps and at epoch ends")
+    model, threads = measured[0]["model"], measured[0]["threads"]
+    print(f"{model}, {threads} torch thread{'s' if threads > 1 else ''}, {steps:,} steps ({EPOCHS} epochs) per run, "
+          f"{len(pairs['bare2'])} round(s) of pairs in {processes} process(es); "
+          f"bare loop {bare * 1e6:.0f} µs per step; checkpoints every {steps // EPOCHS // 2} steps and at epoch ends")
     print(f"{'variant':<58} {'+µs/step':>9} {'vs bare':>8} {'middle half':>14} {'CPU vs bare':>12} "
           f"{'own µs/step':>12} {'own vs bare':>12}")
     ratios, own_ratios = {}, {}

@@ -48,7 +48,9 @@ def test_overhead_quick():
 
 
 def test_overhead_pools_rounds_from_several_processes():
-    lines = bench("overhead.py", "--steps", "20", "--rounds", "2", "--processes", "2")
+    # on the example's model: each measuring process must be told so, not only the first
+    lines = bench("overhead.py", "--steps", "20", "--rounds", "2", "--processes", "2", "--example")
+    assert lines[0].startswith("the example's CNN, "), lines[0]
     assert "per run, 2 round(s) of pairs in 2 process(es);" in lines[0], lines[0]
     alone = lines[10].partition("): ")[2].split(" | ")
     assert [a.rsplit(" ", 2)[0] for a in alone] == ["bare again", "log every step", "every 10 steps"], alone
