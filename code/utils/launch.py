@@ -208,9 +208,11 @@ def launch(root, code_dir, config, env):
     options = torchrun_options()
     folder = env.get("EXPER_RUN_DIR")  # none on a machine that joins another's run
     nnodes = _option(options, "nnodes") or "1"
-    if env.get("EXPER_RESUME") == "1" and nnodes.isdigit():
-        _check_world_size(folder, n * int(nnodes))
-    sessions = _sessions(folder)  # a launch that begins no session (a refused con) leaves the record alone
+    resumed = _record(folder) if env.get("EXPER_RESUME") == "1" else None  # read once, before anything runs
+    if resumed is not None and nnodes.isdigit():
+        _check_world_size(resumed, n * int(nnodes))
+    # a resumed launch that begins no session (a refused con) leaves the record alone
+    sessions = len(resumed.get("sessions") or []) if resumed is not None else None
     ranks = tempfile.mkdtemp(prefix="exper-ranks-")  # each rank leaves its outcome here (utils/distributed.py)
     env = {**os.environ, "EXPER_ROOT": str(root), "EXPER_RANKS_DIR": ranks, **env}
     torchrun = n > 1 or bool(options)
@@ -242,12 +244,17 @@ def launch(root, code_dir, config, env):
     return code if code >= 0 else 128 - code
 
 
-def _check_world_size(folder, world_size):
-    """con with another number of processes would split the data differently: not exact."""
+def _record(folder):
+    """The run's statistic.json, or None where none can be read (main.py checks the checkpoint itself)."""
     try:
-        before = (read_statistic(folder).get("host") or {}).get("world_size") or 1
-    except Exception:  # noqa: BLE001  (main.py checks the checkpoint itself)
-        return
+        return read_statistic(folder) if folder else None
+    except Exception:  # noqa: BLE001  (after_child reads it again and gives up the same way)
+        return None
+
+
+def _check_world_size(record, world_size):
+    """con with another number of processes would split the data differently: not exact."""
+    before = (record.get("host") or {}).get("world_size") or 1
     if before != world_size:
         raise UsageError(f"the run trained with {before} process(es) and con would start {world_size}; "
                          "an exact resume needs the same number (CUDA_VISIBLE_DEVICES, cpu_processes in "
@@ -263,14 +270,6 @@ def _outcomes(folder):
         except (OSError, ValueError):
             pass
     return found
-
-
-def _sessions(folder):
-    """How many sessions the run's record holds (None without a readable record)."""
-    try:
-        return len(read_statistic(folder).get("sessions") or []) if folder else None
-    except Exception:  # noqa: BLE001  (after_child reads it again and gives up the same way)
-        return None
 
 
 def after_child(folder, code, outcomes=(), processes_here=1, sessions_before=None):
