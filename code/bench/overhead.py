@@ -385,17 +385,17 @@ def switches(root, quick, rounds):
 def measure(steps, rounds, example):
     """One process's figures: {"pairs": {variant: [[bare, its] (wall, CPU) of each round]},
     "owns": {variant: [own seconds per step]}, "once": {what: [seconds]}, "model": its name, "threads": n}."""
+    label, model = ("the example's CNN", example_model) if example else ("tiny MLP", tiny_mlp)
     if not example:
         torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="exper-bench-") as folder:
-        bench = Bench(folder, steps, example_model if example else tiny_mlp)
+        bench = Bench(folder, steps, model)
         trials = {name: (lambda m=method, x=extra: getattr(bench, m)(*x)) for name, _, method, extra in VARIANTS}
         pairs = paired(trials, "bare", rounds)
         # the template's own time, from runs of their own with its calls timed
         owns = {name: [bench.template(*extra, timing=True)[2] / steps for _ in range(max(1, rounds // 5))]
                 for name, _, method, extra in VARIANTS if method == "template"}
-    return {"pairs": pairs, "owns": owns, "once": bench.once, "threads": torch.get_num_threads(),
-            "model": "the example's CNN" if example else "tiny MLP"}
+    return {"pairs": pairs, "owns": owns, "once": bench.once, "threads": torch.get_num_threads(), "model": label}
 
 
 def in_processes(steps, rounds, processes, example):
