@@ -1,10 +1,11 @@
 """The example's data: scikit-learn's digits as tensors, split by a fixed rule, in resumable order.
 
-Usage: loaders = build_loaders(args); for x, y in loaders.train: ...  (after loaders.sampler.set_epoch)
+Usage: loaders = build_loaders(args); for x, y in run.batches(loaders.train): ...
 
-Swap this file for your own data. What the rest of the template needs from it: build_loaders()
-returning train/val/test iterables of (inputs, targets) batches, and a training sampler with
-set_epoch(epoch, start_batch) so a resumed run sees exactly the batches it had left, in order.
+Swap this file for your own data: main.py hands the training loader to run.batches(), which
+calls set_epoch(epoch) on its sampler when it has one, and on `con` opens the epoch again from
+the same random state and skips what was trained. Any loader resumes exactly that way; this
+one draws its order from (seed, epoch) alone and splits it across processes.
 """
 import io
 import logging
@@ -64,24 +65,23 @@ class TensorBatches(Dataset):
 class EpochSampler(Sampler):
     """Batches of indices in an order fixed by (seed, epoch), split across processes.
 
-    Like DistributedSampler with shuffle and drop_last=False, plus a start batch, so the data
-    order is part of the exact-resume state: set_epoch(epoch, start_batch) after a checkpoint
-    taken mid-epoch yields exactly the batches that were still to come.
+    Like DistributedSampler with shuffle and drop_last=False: training pads to equal shares, so
+    every process takes the same number of steps (under torchrun they must).
     """
 
     def __init__(self, indices, batch_size, seed, shuffle=True, rank=0, world_size=1):
         self.indices, self.batch_size, self.seed, self.shuffle = indices, batch_size, seed, shuffle
         self.rank, self.world_size = rank, world_size
-        self.epoch, self.start_batch = 0, 0
+        self.epoch = 0
         # training pads to equal shares (every rank takes the same number of steps);
         # evaluation does not, so each sample is counted once across ranks
         self.per_rank = math.ceil((len(indices) - (0 if shuffle else rank)) / world_size)
 
-    def set_epoch(self, epoch, start_batch=0):
-        self.epoch, self.start_batch = epoch, start_batch
+    def set_epoch(self, epoch):
+        self.epoch = epoch
 
     def __len__(self):
-        return math.ceil(self.per_rank / self.batch_size) - self.start_batch
+        return math.ceil(self.per_rank / self.batch_size)
 
     def __iter__(self):
         order = self.indices
@@ -91,7 +91,7 @@ class EpochSampler(Sampler):
         if self.shuffle:
             order = torch.cat([order, order[: self.per_rank * self.world_size - len(order)]])
         mine = order[self.rank :: self.world_size]
-        for start in range(self.start_batch * self.batch_size, len(mine), self.batch_size):
+        for start in range(0, len(mine), self.batch_size):
             yield mine[start : start + self.batch_size]
 
 
@@ -111,5 +111,6 @@ def build_loaders(args):
     def eval_loader(indices):
         return loader(EpochSampler(indices, args.eval_batch_size, 0, False, args.rank, args.world_size))
 
-    return SimpleNamespace(train=loader(sampler), sampler=sampler, val=eval_loader(val), test=eval_loader(test),
-                           sizes={"train": len(train), "val": len(val), "test": len(test)})
+    log.info("digits: %d train / %d val / %d test images", len(train), len(val), len(test))
+    return SimpleNamespace(train=loader(sampler), val=eval_loader(val), test=eval_loader(test),
+                           example=data["images"][val[:1]])  # one input for the graph, taken without an iterator

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # exper-template commands. Usage: `. code/source.sh` (bash or zsh), then `run <tag> -f`, `expls`, ...
-# Each command only finds the project and hands over to code/exper.py, where all logic lives.
+# Each command only finds the project and hands over to code/utils/exper.py, where all logic lives.
 #
 # Sourced into a researcher's interactive shell, so: no shell option, trap or alias is set, every
 # variable is local or named _EXPER_*, no name shadows a builtin (`con`, never `continue`),
@@ -17,11 +17,11 @@ else
   _EXPER_HOME=$(CDPATH='' cd -- "$(dirname -- "${BASH_SOURCE:-$0}")/.." && pwd -P)
 fi
 
-# Print the project around the current directory (the nearest folder holding code/exper.py).
+# Print the project around the current directory (the nearest folder holding code/utils/exper.py).
 function _exper_root {
   local _exper_d
   _exper_d=$(pwd -P 2>/dev/null)
-  while [ -n "$_exper_d" ] && [ ! -f "$_exper_d/code/exper.py" ]; do
+  while [ -n "$_exper_d" ] && [ ! -f "$_exper_d/code/utils/exper.py" ]; do
     _exper_d=${_exper_d%/*}
   done
   printf '%s\n' "${_exper_d:-$_EXPER_HOME}"
@@ -30,7 +30,7 @@ function _exper_root {
 function exper {
   local _exper_r
   _exper_r=$(_exper_root) || return 1
-  EXPER_ROOT="$_exper_r" "${EXPER_PYTHON:-python3}" "$_exper_r/code/exper.py" "$@"
+  EXPER_ROOT="$_exper_r" "${EXPER_PYTHON:-python3}" "$_exper_r/code/utils/exper.py" "$@"
 }
 
 function run { exper run "$@"; }
@@ -45,7 +45,7 @@ function table { exper table "$@"; }
 function itb { exper itb "$@"; }
 
 # --- Tab completion: tags and <tag>/<id> for run, con, rerun, expels, record, itb; list names
-# for title, table and record -l. code/utils/complete.py reads folder names only, run by the
+# for title, table and record -l. code/utils/statistic/complete.py reads folder names only, run by the
 # interpreter itself with -S (no site-packages): a few milliseconds, no torch, no git.
 # Arrays appear only here, because COMPREPLY (bash) and words/reply (zsh) are how shells complete.
 
@@ -60,7 +60,7 @@ function _exper_python {
 function _exper_candidates {
   local _exper_r
   _exper_r=$(_exper_root) && _exper_python || return 1
-  EXPER_ROOT="$_exper_r" "$_EXPER_PY" -S "$_exper_r/code/utils/complete.py" "$@" 2>/dev/null
+  EXPER_ROOT="$_exper_r" "$_EXPER_PY" -S "$_exper_r/code/utils/statistic/complete.py" "$@" 2>/dev/null
 }
 
 function _exper_complete_bash {

@@ -26,9 +26,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import state
-from utils import checkpoint
-from utils.background import Background
+from utils.train import checkpoint, state
+from utils.train.background import Background
 
 
 def build(width, layers):
@@ -44,12 +43,15 @@ def build(width, layers):
 
 def measure(width, layers, repeat, folder):
     model, optimizer, scheduler = build(width, layers)
+    objects = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
     progress = {"epoch": 0, "batch": 0, "step": 0, "best": None}
-    extra = {"epoch_values": None, "logged": 0, "config": {}, "commit": None, "seed": 0, "world_size": 1}
+    identity = {"config": {}, "commit": None, "seed": 0, "world_size": 1}
+    rng = [state.rng_states()]
     writer, last = Background(), None
 
     def take(into):
-        return state.snapshot(model, optimizer, scheduler, None, progress, extra, into)
+        return state.snapshot(objects, progress, [{"pending": [], "sums": {}, "names": []}], rng, [None], identity,
+                              into)
 
     def save(name):  # Recorder.checkpoint's steps
         nonlocal last

@@ -53,7 +53,7 @@ def make_project(folder):
 
 def start(project, *argv):
     """An exper command in its own process group, as a terminal would start it."""
-    return subprocess.Popen([sys.executable, str(project / "code" / "exper.py"), *argv], cwd=project,
+    return subprocess.Popen([sys.executable, str(project / "code" / "utils" / "exper.py"), *argv], cwd=project,
                             env={**os.environ, "EXPER_ROOT": str(project)}, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 

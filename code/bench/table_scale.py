@@ -3,7 +3,7 @@
 Makes N synthetic runs (N = 100, 1,000, 10,000; --quick: 100 only) with realistic schema-1
 statistic.json files (20 hyperparameters, 10 metrics, 5 seeds per tag, a few running and
 crashed) in a temporary project, records them all, then times `title` and `table` as a user
-runs them: `python3 code/exper.py title|table` in a fresh process with EXPER_ROOT set. The
+runs them: `python3 code/utils/exper.py title|table` in a fresh process with EXPER_ROOT set. The
 floor is reading and parsing every statistic.json in one Python loop, in this process.
 Times are medians of R runs with a warm file cache; the interpreter's own start is printed
 first, as it dominates small N. Goal: 10,000 runs in under 2 s and within 3x of the floor.
@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-EXPER = Path(__file__).resolve().parents[1] / "exper.py"
+EXPER = Path(__file__).resolve().parents[1] / "utils" / "exper.py"
 SEEDS_PER_TAG = 5
 
 

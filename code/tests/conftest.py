@@ -1,8 +1,11 @@
-"""Fixtures: a real git project made from this template in a temporary folder, with a tiny config.
+"""Fixtures: a real git project made from this template in a temporary folder, training the tests' research.
 
 Usage (in a test): def test_x(project): result = sh(project, "run t -f"); assert result.returncode == 0
 
-Nothing here runs against the template's own checkout: every command works in tmp_path.
+Nothing here runs against the template's own checkout: every command works in tmp_path. The
+project's code/ is the template's, with the research files replaced by those of tests/research/
+(a tiny two-model regression): the template's tests never depend on the example, so they keep
+passing when a researcher replaces it. Tests of the example itself are in test_example.py.
 """
 import json
 import os
@@ -16,12 +19,10 @@ import pytest
 
 CODE = Path(__file__).resolve().parents[1]
 TEMPLATE = CODE.parent
+RESEARCH = Path(__file__).resolve().parent / "research"  # config.py, main.py, model.py, dataloader.py, epoch.py
 sys.path.insert(0, str(CODE))
 
 from utils.procs import stat_fields  # noqa: E402
-
-# The test config: the shipped config.py with these values replaced (a few seconds per run)
-TINY = {"epochs": 2, "log_every_steps": 10, "progress_bar": False, "keep_checkpoints": 2}
 
 
 def set_config(project, **values):
@@ -48,12 +49,16 @@ def commit(project, message="change"):
     git(project, "commit", "-q", "-m", message)
 
 
-def make_project(folder, **config):
+def make_project(folder, research=RESEARCH, **config):
+    """A git project of the template in folder, its research files those of `research` (None: the example's)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copytree(CODE, folder / "code", ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+    if research is not None:
+        for path in Path(research).glob("*.py"):
+            shutil.copy(path, folder / "code" / path.name)
     shutil.copy(TEMPLATE / ".gitignore", folder / ".gitignore")
-    set_config(folder, **{**TINY, **config})
+    set_config(folder, **config)
     subprocess.run(["git", "init", "-q", "-b", "main", str(folder)], check=True)
     git(folder, "config", "user.email", "test@example.com")
     git(folder, "config", "user.name", "Test")

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import commit, git, set_config, sh, start, statistic
 
-TINY = {"epochs": 1, "channels": (4, 8), "hidden": 16, "log_every_steps": 5}
+TINY = {"epochs": 1}
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # eight trainings on two cores: no thread oversubscription
 
 

@@ -172,7 +172,7 @@ def test_config_missing_a_name_the_checks_need(project):
     path = project / "code" / "config.py"
     path.write_text("".join(line for line in path.read_text().splitlines(True) if not line.startswith("cpu_processes")))
     commit(project, "no cpu_processes")
-    refused(project, "run t", "has no 'cpu_processes'")
+    refused(project, "run t", "cpu_processes is missing")
 
 
 @pytest.mark.parametrize("shell", SHELLS)
@@ -286,7 +286,7 @@ def test_call_keeps_tracebacks_for_bugs(capsys):
 
 
 def test_a_bug_in_a_command_shows_its_traceback(project):
-    path = project / "code" / "utils" / "listing.py"
+    path = project / "code" / "utils" / "statistic" / "listing.py"
     text = path.read_text()
     path.write_text(text.replace("    root = project_root()\n", "    root = project_root()\n    1 / 0\n", 1))
     result = sh(project, "expls")

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CODE, alive
-from utils.tb import EventWriter
+from utils.train.tb import EventWriter
 
 CHROMIUM = "/usr/bin/chromium"
 UI_STATUSES = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]  # what TensorBoard's UI asks
@@ -67,7 +67,7 @@ def make_project(path):
 
 def itb(project, *args):
     env = dict(os.environ, EXPER_ROOT=str(project))
-    return subprocess.run([sys.executable, str(project / "code" / "exper.py"), "itb", *args],
+    return subprocess.run([sys.executable, str(project / "code" / "utils" / "exper.py"), "itb", *args],
                           capture_output=True, text=True, env=env, timeout=120)
 
 

@@ -3,7 +3,7 @@
 Usage: python3 -m pytest code/tests/test_resume.py -q
 
 One project per module with two commits: a small config that checkpoints every 10 steps, and
-a big one (hidden=8192, a 34 MB checkpoint) so a kill can land inside a checkpoint write. Each
+a big one (width=2048, a 50 MB checkpoint) so a kill can land inside a checkpoint write. Each
 gets one uninterrupted `-f` reference run; every test kills a run of the same commit under a
 new tag, continues it, and compares weights_sha256, every final metric and the whole
 metrics.csv (byte for byte: each epoch and step once, the same values) with the reference.
@@ -21,8 +21,9 @@ import pytest
 
 from conftest import commit, created, git, make_project, set_config, sh, start, statistic, wait_for
 
-SMALL = {"epochs": 3, "checkpoint_every_steps": 10, "log_every_steps": 5}  # 45 steps per epoch
-BIG = {"epochs": 2, "hidden": 8192, "checkpoint_every_steps": 15, "log_every_steps": 5}  # step_45 = epoch 1's end
+SMALL = {"epochs": 6, "checkpoint_every_steps": 10, "log_every_steps": 5, "pause": 0.01}  # 18 steps per epoch
+BIG = {"epochs": 2, "width": 2048, "depth": 2, "checkpoint_every_steps": 6, "log_every_steps": 3,
+       "pause": 0.0}  # step_18 = epoch 1's end
 
 pytestmark = pytest.mark.slow
 
@@ -73,14 +74,14 @@ def assert_exact(project, tag, reference="ref"):
     assert s["metrics"] == r["metrics"]
     mine, theirs = (folder(project, t) / "metrics.csv" for t in (tag, reference))
     rows = list(csv.DictReader(mine.read_text().splitlines()))
-    assert len({(r["epoch"], r["step"], bool(r["val/acc"])) for r in rows}) == len(rows)  # each row once
+    assert len({(r["epoch"], r["step"], bool(r["val/mse"])) for r in rows}) == len(rows)  # each row once
     assert mine.read_text() == theirs.read_text()  # and the same rows, values and order
 
 
 def test_kill_mid_epoch(proj):
     proc = start(proj, "run mid -f")
     run = folder(proj, "mid")
-    wait_for(lambda: last_step(run) >= 75)  # epoch 2, five steps past its step_70 checkpoint
+    wait_for(lambda: last_step(run) >= 45)  # epoch 3, five steps past its step_40 checkpoint
     kill_group(proc)
     assert statistic(proj, "mid", 0)["status"] == "running"  # nobody could say otherwise
     result = con_to_end(proj, "mid")
@@ -134,11 +135,11 @@ def test_kill_con_as_it_starts(proj):
     assert_exact(proj, "again")
 
 
-@pytest.mark.parametrize("name", ["epoch_1", "step_30"])
+@pytest.mark.parametrize("name", ["epoch_1", "step_12"])
 def test_kill_inside_a_checkpoint_write(proj, name):
-    """SIGKILL while the 34 MB checkpoint is half written: the torn temporary file is never loaded,
+    """SIGKILL while the 50 MB checkpoint is half written: the torn temporary file is never loaded,
     the run resumes from the checkpoint before it, and metrics.csv keeps epoch 1's row once
-    (for epoch_1, the resume point step_45 shares its step with that row)."""
+    (for epoch_1, the resume point step_18 shares its step with that row)."""
     tag = f"torn-{name.replace('_', '')}"
     git(proj, "checkout", "-q", "bigref")
     try:
@@ -153,7 +154,7 @@ def test_kill_inside_a_checkpoint_write(proj, name):
     finally:
         git(proj, "checkout", "-q", "ref")
     log = (folder(proj, tag) / "log").read_text()
-    assert f"resuming from {'step_45' if name == 'epoch_1' else 'step_15'}.pth" in log
+    assert f"resuming from {'step_18' if name == 'epoch_1' else 'step_6'}.pth" in log
     assert not tmp.exists()  # the next save removed it
     assert_exact(proj, tag, "bigref")
 
@@ -165,7 +166,7 @@ def test_unreadable_newest_checkpoint_falls_back(proj, damage):
     tag = f"fall-{damage}"
     proc = start(proj, f"run {tag} -f")
     run = folder(proj, tag)
-    wait_for(lambda: last_step(run) >= 85)  # step_80.pth written; step_70 or epoch_1 kept beside it
+    wait_for(lambda: last_step(run) >= 85)  # step_80.pth written; an older one kept beside it
     kill_group(proc)
     ckpt = run / "checkpoint"
     target = ckpt / os.readlink(ckpt / "epoch_last.pth")
@@ -178,7 +179,7 @@ def test_unreadable_newest_checkpoint_falls_back(proj, damage):
     con_to_end(proj, tag)
     log = (run / "log").read_text()
     if damage != "missing":
-        assert f"checkpoint {target.name} does not load" in log
+        assert f"checkpoint {target.name} is not used" in log
     assert f"resuming from {target.name}" not in log
     assert_exact(proj, tag)
 
@@ -218,7 +219,7 @@ def interrupted_run(project, tag):
 def test_con_refuses_a_moved_tag(proj):
     """The tag now marks a commit with another lr: con would mix two configs. Nothing changes."""
     interrupted_run(proj, "moved")
-    set_config(proj, lr=0.01)
+    set_config(proj, lr_encoder=0.01)
     commit(proj, "smaller lr")
     try:
         git(proj, "tag", "-f", "-a", "-m", "moved", "moved")
@@ -231,7 +232,7 @@ def test_con_refuses_another_runs_checkpoint(proj):
     """A checkpoint folder copied from a run of another config is refused by main.py before it
     writes anything (log, metrics.csv, statistic.json, TensorBoard all unchanged)."""
     interrupted_run(proj, "mine")
-    set_config(proj, lr=0.02)
+    set_config(proj, lr_encoder=0.02)
     commit(proj, "other lr")
     try:
         interrupted_run(proj, "theirs")
@@ -240,5 +241,5 @@ def test_con_refuses_another_runs_checkpoint(proj):
     shutil.rmtree(folder(proj, "mine") / "checkpoint")
     shutil.copytree(folder(proj, "theirs") / "checkpoint", folder(proj, "mine") / "checkpoint", symlinks=True)
     line = refused(proj, "con mine", "another config")
-    assert "lr 0.02 -> 0.05" in line
+    assert "lr_encoder 0.02 -> 0.05" in line
     assert created(proj)[0] == git(proj, "tag")

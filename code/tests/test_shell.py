@@ -284,7 +284,7 @@ def test_tab_in_an_interactive_shell(project, session):
 
 def test_candidates_are_instant_and_import_neither_torch_nor_git(project):
     fake_runs(project)
-    complete = project / "code" / "utils" / "complete.py"
+    complete = project / "code" / "utils" / "statistic" / "complete.py"
     argv = ["python3", "-S", "-X", "importtime", str(complete), "1", "con", "sma"]
     result = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "EXPER_ROOT": str(project)})
     assert result.stdout.split() == ["small-lr", "small-lr/0", "small-lr/1", "small-lr/12"]

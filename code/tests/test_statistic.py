@@ -16,8 +16,8 @@ import json5
 import pytest
 
 from conftest import CODE, sh
-from exper import main as exper
 from utils.atomic import append_line
+from utils.exper import main as exper
 from utils.statistic import group as group_module
 from utils.statistic.columns import headers
 
@@ -163,7 +163,8 @@ def test_concurrent_records_and_finishing_runs_lose_no_line(root):
 
     appender = threading.Thread(target=finish)
     appender.start()
-    procs = [subprocess.Popen([sys.executable, str(CODE / "exper.py"), "record", tag, "-l", "finished"], env=env,
+    exper_py = str(CODE / "utils" / "exper.py")
+    procs = [subprocess.Popen([sys.executable, exper_py, "record", tag, "-l", "finished"], env=env,
                               stdout=subprocess.DEVNULL) for tag in tags]
     assert [p.wait() for p in procs] == [0] * len(tags)
     appender.join()
@@ -495,14 +496,14 @@ def test_help_prints_usage(capsys, command):
 def test_commands_run_as_a_user_runs_them_and_import_no_torch(root, capsys):
     known_runs(root, capsys)
     env = dict(os.environ, EXPER_ROOT=str(root))
-    check = ("import sys; sys.path.insert(0, 'code'); import exper; code = exper.main(['table', '-g']); "
+    check = ("import sys; sys.path.insert(0, 'code'); from utils import exper; code = exper.main(['table', '-g']); "
              "heavy = {'torch', 'numpy', 'pandas'} & set(sys.modules); assert not heavy, heavy; sys.exit(code)")
     done = subprocess.run([sys.executable, "-c", check], cwd=CODE.parent, env=env, capture_output=True, text=True,
                           check=False)
     assert done.returncode == 0, done.stderr
     assert "base" in done.stdout and " ± " in done.stdout
-    done = subprocess.run([sys.executable, str(CODE / "exper.py"), "record", "nope"], env=env, capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run([sys.executable, str(CODE / "utils" / "exper.py"), "record", "nope"], env=env,
+                          capture_output=True, text=True, check=False)
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr == f"error: no runs of tag 'nope' in {root.resolve() / '__result__'}; `expls` lists the tags\n"
 
@@ -535,5 +536,5 @@ def test_a_real_run_records_and_tables(project):
         rows = list(csv.DictReader(f))
     assert [(r["tag"], r["n"], r["status"]) for r in rows] == [("t", "1", "finished")]
     stat = json.loads((project / "__result__" / "t" / "0" / "statistic.json").read_text())
-    assert float(rows[0]["metrics/test/acc"]) == stat["metrics"]["test/acc"]
+    assert float(rows[0]["metrics/test/mse"]) == stat["metrics"]["test/mse"]
     assert rows[0]["seed"] == str(stat["seed"])

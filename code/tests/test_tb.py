@@ -19,7 +19,7 @@ from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 from tensorboard.plugins.hparams import api_pb2, metadata
 
 from conftest import CODE
-from utils import tb
+from utils.train import tb
 
 
 def events(folder):
@@ -118,7 +118,7 @@ def test_graph_written_once_and_never_fatal(tmp_path, caplog):
 
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
     with tb.EventWriter(tmp_path) as w:
-        with caplog.at_level(logging.WARNING, logger="utils.tb"):
+        with caplog.at_level(logging.WARNING, logger="utils.train.tb"):
             w.graph(Broken(), torch.zeros(1, 3))
         assert "graph not written" in caplog.text and "cannot trace me" in caplog.text
         w.graph(model, torch.zeros(1, 3))
@@ -130,8 +130,8 @@ def test_graph_written_once_and_never_fatal(tmp_path, caplog):
     assert "aten::linear" in ops and "aten::relu" in ops
 
 
-@pytest.mark.parametrize("module, banned", [("utils.tb", ["torch", "tensorboard.compat.tensorflow_stub"]),
-                                            ("utils.itb", ["torch", "tensorboard"])])
+@pytest.mark.parametrize("module, banned", [("utils.train.tb", ["torch", "tensorboard.compat.tensorflow_stub"]),
+                                            ("utils.statistic.itb", ["torch", "tensorboard"])])
 def test_imports_stay_light(module, banned):
     check = (f"import sys; sys.path.insert(0, {str(CODE)!r}); import {module}; "
              f"print([m for m in {banned!r} if m in sys.modules])")

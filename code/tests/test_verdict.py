@@ -10,7 +10,7 @@ placed under one tag to call verdict() on them directly.
 import shutil
 
 from conftest import commit, git, set_config, sh, statistic
-from utils.verdict import verdict
+from utils.launch.verdict import verdict
 
 
 def test_exact_and_not_compared(project):
@@ -32,7 +32,7 @@ def test_exact_and_not_compared(project):
 def test_moved_tag_differs_and_says_why(project):
     assert sh(project, "run moved -f").returncode == 0
     old = statistic(project, "moved", 0)
-    set_config(project, lr=0.01)
+    set_config(project, lr_encoder=0.01)
     commit(project, "smaller lr")
     git(project, "tag", "-f", "-a", "-m", "moved", "moved")
     result = sh(project, "rerun moved/0")
@@ -43,10 +43,10 @@ def test_moved_tag_differs_and_says_why(project):
     at = lines.index("differs from moved/0:")
     report = lines[at + 1:]
     assert report[0] == "  weights_sha256 differs"
-    a, b = new["metrics"]["test/loss"], old["metrics"]["test/loss"]
-    assert f"  test/loss {a:.6g} vs {b:.6g} ({a - b:+.3g})" in report
+    a, b = new["metrics"]["test/mse"], old["metrics"]["test/mse"]
+    assert f"  test/mse {a:.6g} vs {b:.6g} ({a - b:+.3g})" in report
     assert f"  recorded differently: commit {new['commit'][:10]} vs {old['commit'][:10]} (the tag was moved)" in report
-    assert "  recorded differently: config lr 0.01 vs 0.05 (-0.04)" in report
+    assert "  recorded differently: config lr_encoder 0.01 vs 0.05 (-0.04)" in report
     assert not any("torch" in line for line in report)  # the same torch, recorded the same
 
 

@@ -1,55 +1,107 @@
-"""Writes that a crash cannot tear. Usage: write_json(path, obj); link(target, path); append_line(path, line)
+"""Writes that a crash cannot tear, and that never go through a link someone planted.
+
+Usage: write_json(path, obj); link(target, path); append_line(path, line); remove_own_file(path)
 
 A reader (or a resumed run) sees either the old file or the new one, never a mix: the new
-content goes to a temporary file in the same folder, is flushed and fsync'd, then os.replace()
-puts it in place. Symlinks are replaced the same way.
+content goes to a temporary file in the same folder, created new (O_EXCL, O_NOFOLLOW: a link
+planted under its name is refused, not followed), flushed and fsync'd, then os.replace() puts it
+in place (replacing a link at the destination, never writing through it). Symlinks are replaced
+the same way. Appends refuse a file that is a symlink.
 """
+import errno
 import fcntl
 import json
+import math
 import os
+import stat
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _create(path):
+    """A new file opened for writing; OSError when anything, a link included, is there already."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
+
+
+def temporary_name(path):
+    # pid and thread: a run's writer thread and its main thread may write the same file
+    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+
 
 def write_bytes(path, data):
     path = Path(path)
-    # pid and thread: a run's writer thread and its main thread may write the same file
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp = temporary_name(path)
+    remove_own_file(tmp)  # left by a killed process that had our pid
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(_create(tmp), "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk leaves the old file, and no litter beside it
+        remove_own_file(tmp)  # a full disk leaves the old file, and no litter beside it
         raise
 
 
 def write_text(path, text):
-    write_bytes(path, text.encode())
+    write_bytes(path, text.encode("utf-8", errors="surrogateescape"))
+
+
+def plain_json(obj):
+    """obj with NaN and infinities as the strings "NaN", "Infinity", "-Infinity": strict JSON that
+    every reader takes (JavaScript's JSON.parse and jq refuse bare NaN); number() reads them back."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "NaN" if obj != obj else ("Infinity" if obj > 0 else "-Infinity")
+    if isinstance(obj, dict):
+        return {k: plain_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain_json(v) for v in obj]
+    return obj
 
 
 def write_json(path, obj):
-    write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    write_text(path, json.dumps(plain_json(obj), indent=2, ensure_ascii=False, allow_nan=False) + "\n")
 
 
 def link(target, path):
     """Point the symlink `path` at `target` (relative to the link's folder), atomically."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    if os.path.lexists(tmp):
-        os.unlink(tmp)
+    remove_own_file(tmp)
     os.symlink(target, tmp)
     os.replace(tmp, path)
+
+
+def remove_own_file(path):
+    """Remove a file or a link (the link itself, never what it points at); a folder is left alone."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, "a folder where a file was expected", str(path))
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def refuse_link(path):
+    """OSError when path is a symlink: a file we append to must be the project's own."""
+    if os.path.islink(path):
+        raise OSError(errno.ELOOP, "is a symbolic link, which the template never writes through", str(path))
 
 
 @contextmanager
 def locked(path):
     """Hold an exclusive lock beside `path` (path + '.lock') while other writers wait."""
     path = Path(path)
-    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    lock = path.with_name(f".{path.name}.lock")
+    refuse_link(lock)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -62,9 +114,17 @@ def append_line(path, line):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with locked(path):
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        refuse_link(path)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o644)
         try:
             os.write(fd, (line.rstrip("\n") + "\n").encode())
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def open_append(path):
+    """A text file to append to (a run's log), refused when it is a symlink."""
+    refuse_link(path)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o644)
+    return os.fdopen(fd, "a", buffering=1, encoding="utf-8", errors="replace")

@@ -1,8 +1,10 @@
-"""statistic.json: the record of one run (DESIGN.md, schema 1). No torch here.
+"""statistic.json: the record of one run (schema 1). No torch here.
 
 Usage: record = new_record(...); start_session(record, ...); write(folder, record); end_session(record, "finished")
+       hyperparameters(config_module); config_changes(recorded, now)
 """
 import getpass
+import json
 import os
 import platform
 import socket
@@ -46,6 +48,27 @@ def hyperparameters(module):
         if not name.startswith("_") and _plain(value):
             _flatten(name, value, out)
     return out
+
+
+def _canonical(value):
+    """One text per value as a run records it: tuples read as lists (JSON has no tuples) and NaN
+    equals NaN, so a config compares equal to itself after a trip through statistic.json."""
+    return json.dumps(value, sort_keys=True, allow_nan=True, ensure_ascii=False, default=repr)
+
+
+def config_changes(old, new, values=True):
+    """'key old -> new' for each key whose value differs between two hyperparameters dicts (sorted;
+    values=False: the keys alone). NaN equals NaN, and a tuple equals the list JSON made of it."""
+    keys = sorted(k for k in old.keys() | new.keys()
+                  if k not in old or k not in new or _canonical(old[k]) != _canonical(new[k]))
+    if not values:
+        return keys
+    return [f"{k} {_short(old.get(k, '(none)'))} -> {_short(new.get(k, '(none)'))}" for k in keys]
+
+
+def _short(value, limit=40):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def host_info(torch=None, world_size=1, devices=(), rank_devices=None):

@@ -3,7 +3,8 @@
     writer = EventWriter(run_folder / "tensorboard", purge_step=resumed_step)  # None on a fresh run
     writer.hparams(hyperparameters, metric_tags=("val/acc", "test/acc"))       # every session
     writer.graph(model, example_input)
-    writer.scalars(step, {"train/loss": 0.3, "lr": 0.01})                      # one event per call
+    writer.scalars(step, {"train/loss": 0.3, "train/lr": 0.01})                # one event per call
+    writer.image("samples", step, tensor)                                      # (C, H, W) or (H, W), PNG
     writer.hparams_end("finished")
     writer.close()
 
@@ -132,6 +133,27 @@ def _hparam_value(value):
     return v
 
 
+def png(image):
+    """(PNG bytes, height, width, channels) of an image tensor or array (see EventWriter.image)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    array = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim != 3 or array.shape[0] not in (1, 3, 4):
+        raise ValueError(f"an image is (C, H, W) with 1, 3 or 4 channels, or (H, W); not shape {tuple(array.shape)}")
+    if array.dtype != np.uint8:
+        array = (np.clip(array.astype(np.float32), 0, 1) * 255 + 0.5).astype(np.uint8)
+    channels, height, width = array.shape
+    array = array[0] if channels == 1 else np.ascontiguousarray(array.transpose(1, 2, 0))
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue(), height, width, channels
+
+
 class EventWriter:
     def __init__(self, logdir, purge_step=None):
         self.logdir = Path(logdir)
@@ -223,6 +245,15 @@ class EventWriter:
         info = plugin_data_pb2.SessionEndInfo(status=_STATUS[status], end_time_secs=time.time())
         data = plugin_data_pb2.HParamsPluginData(version=_HPARAMS_VERSION, session_end_info=info)
         self._hparams_event(_SESSION_END_TAG, data)
+
+    def image(self, tag, step, image):
+        """One image: a tensor or array (C, H, W) with 1, 3 or 4 channels, or (H, W); floats in [0, 1] or uint8,
+        encoded as PNG by Pillow (what TensorBoard's image plugin reads in a Summary.Image)."""
+        data, height, width, channels = png(image)
+        picture = summary_pb2.Summary.Image(height=height, width=width, colorspace=channels,
+                                            encoded_image_string=data)
+        summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, image=picture)])
+        self._write(event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary))
 
     def graph(self, model, example_input):
         """The model's graph, once per writer; a model that does not trace logs a warning only.

@@ -1,4 +1,4 @@
-"""Tab completion's candidates. Usage: python3 -S code/utils/complete.py <index> <word> ...
+"""Tab completion's candidates. Usage: python3 -S code/utils/statistic/complete.py <index> <word> ...
 
 source.sh's completion functions pass the command line as words (the command first) and the
 index of the word being completed; this prints the tags, <tag>/<id>s or list names that fit,
@@ -18,7 +18,8 @@ VALUED = {"-l", "--list", "-w", "--where", "-s", "--sort", "--format", "--host",
 
 
 def root():
-    return os.environ.get("EXPER_ROOT") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    here = os.path.abspath(__file__)  # <project>/code/utils/statistic/complete.py
+    return os.environ.get("EXPER_ROOT") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(here))))
 
 
 def _names(folder):

@@ -10,8 +10,6 @@ from tabulate import tabulate
 from utils.cli import parser, project_root, warn
 from utils.runs import BadRun, iter_runs, read_statistic, run_dir, select, status, tags
 
-HEADLINE = ("train/loss",)  # besides every test/ metric and the best one
-
 
 def _date(iso):
     return iso[:16].replace("T", " ") if iso else ""
@@ -52,10 +50,13 @@ def expls_main(argv):
 
 
 def _headline_keys(records):
+    """The metrics worth a column: the one config.py's best_metric names, its best value, every test/ one."""
     keys = []
     for record in records:
-        for key in record.get("metrics", {}):
-            if (key.startswith("test/") or key.endswith("_best") or key in HEADLINE) and key not in keys:
+        best = (record.get("hyperparameters") or {}).get("best_metric")
+        metrics = record.get("metrics")
+        for key in metrics if isinstance(metrics, dict) else ():
+            if (key.startswith("test/") or (best and key in (best, f"{best}_best"))) and key not in keys:
                 keys.append(key)
     return keys
 

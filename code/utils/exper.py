@@ -1,4 +1,4 @@
-"""The commands of code/source.sh. Usage: python3 code/exper.py <command> [args ...]
+"""The commands of code/source.sh. Usage: python3 code/utils/exper.py <command> [args ...]
 
 `. code/source.sh` defines run, con, rerun, expls, ... as calls of this file; `exper <command>`
 reaches each one too. Commands that only read results import no torch, so they answer at once.
@@ -7,24 +7,24 @@ import importlib
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # code/: the template's and the research's modules
 
 from utils.cli import call  # noqa: E402  (needs code/ on the path first)
 
 # command -> (module, function); modules are imported only for the command asked for
 COMMANDS = {
-    "run": ("utils.launch", "run_main"),
-    "continue": ("utils.launch", "continue_main"),
-    "con": ("utils.launch", "continue_main"),
-    "rerun": ("utils.launch", "rerun_main"),
-    "re": ("utils.launch", "rerun_main"),
-    "expls": ("utils.listing", "expls_main"),
-    "expels": ("utils.listing", "expels_main"),
+    "run": ("utils.launch.commands", "run_main"),
+    "continue": ("utils.launch.commands", "continue_main"),
+    "con": ("utils.launch.commands", "continue_main"),
+    "rerun": ("utils.launch.commands", "rerun_main"),
+    "re": ("utils.launch.commands", "rerun_main"),
+    "expls": ("utils.statistic.listing", "expls_main"),
+    "expels": ("utils.statistic.listing", "expels_main"),
     "record": ("utils.statistic.record", "main"),
     "title": ("utils.statistic.title", "main"),
     "table": ("utils.statistic.table", "main"),
-    "itb": ("utils.itb", "main"),
-    "complete": ("utils.complete", "main"),
+    "itb": ("utils.statistic.itb", "main"),
+    "complete": ("utils.statistic.complete", "main"),
 }
 
 USAGE = """usage: exper <command> [args ...]   (each command also stands alone after `. code/source.sh`)

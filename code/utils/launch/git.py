@@ -66,5 +66,22 @@ def show(root, commit, path):
     return out.stdout if out.returncode == 0 else None
 
 
+def export(root, commit, path, folder):
+    """Write the files of `path` at `commit` into folder (git archive: exactly what the commit holds)."""
+    import io
+    import tarfile
+
+    try:
+        out = subprocess.run(["git", "-C", str(root), "archive", "--format=tar", commit, "--", path],
+                             capture_output=True)
+    except FileNotFoundError:
+        raise UsageError("git is not installed; run, con and rerun need it") from None
+    if out.returncode:
+        said = "; ".join(line.strip() for line in out.stderr.decode(errors="replace").splitlines() if line.strip())
+        raise GitError(f"git archive failed: {said or f'exit code {out.returncode}'}")
+    with tarfile.open(fileobj=io.BytesIO(out.stdout), mode="r:") as archive:
+        archive.extractall(folder, filter="data")
+
+
 def valid_tag_name(root, tag):
     return git(root, "check-ref-format", f"refs/tags/{tag}", check=False).returncode == 0

@@ -23,8 +23,8 @@ import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
-from utils import git as g
 from utils.cli import UsageError, parser, project_root
+from utils.launch import git as g
 from utils.procs import stat_fields
 from utils.runs import allocate_id, check_tag, parse_selector, read_statistic, run_dir, run_ids, status
 from utils.statistic import run_record
@@ -39,7 +39,7 @@ def _load_module(path, name):
 
 
 def load_config(code_dir):
-    """Import config.py from code_dir and check its values; a clear error when it cannot."""
+    """Import config.py from code_dir and check the keys the template reads; a clear error when it cannot."""
     path = Path(code_dir) / "config.py"
     if not path.exists():
         raise UsageError(f"{path} is missing")
@@ -52,12 +52,11 @@ def load_config(code_dir):
         raise UsageError(f"code/config.py does not import{line}: {type(e).__name__}: {e}; fix it and commit") from None
     finally:
         sys.path.remove(str(code_dir))
-    try:
-        problems = _load_module(Path(code_dir) / "args_process.py", "args_process").check(config)
-    except AttributeError as e:
-        if getattr(e, "obj", None) is not config:  # not a missing name: a bug of the check itself
-            raise
-        raise UsageError(f"code/config.py has no {e.name!r}, which args_process.py needs; put it back") from None
+    settings = Path(code_dir) / "utils" / "train" / "settings.py"  # the commit's own rules for its config
+    if not settings.exists():
+        raise UsageError("the commit's code has no utils/train/settings.py: it was made with an older template, "
+                         "whose runs this one cannot start")
+    problems = _load_module(settings, "settings").check(config)
     if problems:
         raise UsageError("code/config.py: " + "; ".join(problems))
     return config
@@ -159,21 +158,45 @@ def node_rank():
     return int(rank or 0)
 
 
-@contextmanager
-def tag_code(root, commit):
-    """The code of a commit: the project's own code/ when HEAD is that commit and the tree is
-    clean, else a temporary git worktree (removed afterwards; the user's tree is never touched)."""
-    if g.head(root) == commit and not g.dirty(root):
-        yield Path(root) / "code"
-        return
-    folder = tempfile.mkdtemp(prefix="exper-worktree-")
+def temporary_folder(prefix):
+    """A new folder in the system's temporary folder, named with this process's pid, so that the next
+    command can remove what a killed one left behind (clear_leftovers)."""
+    clear_leftovers()
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
+
+
+def clear_leftovers():
+    """Remove the temporary folders of launchers that were killed before they could (pid gone)."""
+    base = Path(tempfile.gettempdir())
+    for prefix in ("exper-code-", "exper-ranks-"):
+        for folder in base.glob(f"{prefix}*"):
+            pid = folder.name[len(prefix):].partition("-")[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)) and not folder.is_symlink():
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid):
     try:
-        g.git(root, "worktree", "add", "--detach", "--quiet", folder, commit)
-        yield Path(folder) / "code"
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def commit_code(root, commit):
+    """The code/ folder of a commit, copied out of git into a temporary folder (removed afterwards).
+
+    Every run, con and rerun trains this copy, never the work tree: what trains is what the tag
+    holds, however the tree changes once the checks are done (edit, commit, start the next run)."""
+    folder = temporary_folder("exper-code-")
+    try:
+        g.export(root, commit, "code", folder)
+        yield folder / "code"
     finally:
-        g.git(root, "worktree", "remove", "--force", folder, check=False)
         shutil.rmtree(folder, ignore_errors=True)
-        g.git(root, "worktree", "prune", check=False)
 
 
 # --- starting the child
@@ -213,7 +236,7 @@ def launch(root, code_dir, config, env):
         _check_world_size(resumed, n * int(nnodes))
     # a resumed launch that begins no session (a refused con) leaves the record alone
     sessions = len(resumed.get("sessions") or []) if resumed is not None else None
-    ranks = tempfile.mkdtemp(prefix="exper-ranks-")  # each rank leaves its outcome here (utils/distributed.py)
+    ranks = temporary_folder("exper-ranks-")  # each rank leaves its outcome here (utils/train/distributed.py)
     env = {**os.environ, "EXPER_ROOT": str(root), "EXPER_RANKS_DIR": ranks, **env}
     torchrun = n > 1 or bool(options)
     if torchrun:
@@ -342,9 +365,11 @@ def join_run(root):
     and records; this one joins torchrun's rendezvous with its own clean checkout (main.py refuses
     another commit or config than rank 0's) and creates nothing, whichever of run, con, rerun."""
     require_clean(root)
-    config = load_config(Path(root) / "code")
-    print(f"node {node_rank()}: joining the run that node 0 records", flush=True)
-    return launch(root, Path(root) / "code", config, {})
+    commit = g.head(root)
+    with commit_code(root, commit) as code_dir:
+        config = load_config(code_dir)
+        print(f"node {node_rank()}: joining the run that node 0 records", flush=True)
+        return launch(root, code_dir, config, {"EXPER_COMMIT": commit})
 
 
 # --- the commands
@@ -368,16 +393,17 @@ def run_main(argv):
     if marked and marked != commit:
         raise UsageError(f"tag {tag!r} marks another commit ({marked[:10]}); choose a new tag, "
                          f"or `git checkout {tag}` to run that code again")
-    config = load_config(Path(root) / "code")
-    seed = read_seed(g.show(root, commit, "code/seed"), "code/seed") if a.fix_seed else fresh_seed()
-    if not marked:
-        create_tag(root, tag, commit)
-    if g.branch(root) is None:
-        print(f"note: HEAD is detached at {commit[:10]}; the run is recorded by its tag and commit "
-              "(statistic.json: \"detached\": true)", file=sys.stderr, flush=True)
-    folder, env = new_run(root, tag, commit, seed, a.fix_seed, shlex.join(["run", *argv]), config)
-    print(f"run {tag}/{env['EXPER_ID']}: {folder}", flush=True)
-    return launch(root, Path(root) / "code", config, env)
+    with commit_code(root, commit) as code_dir:
+        config = load_config(code_dir)
+        seed = read_seed(g.show(root, commit, "code/seed"), "code/seed") if a.fix_seed else fresh_seed()
+        if not marked:
+            create_tag(root, tag, commit)
+        if g.branch(root) is None:
+            print(f"note: HEAD is detached at {commit[:10]}; the run is recorded by its tag and commit "
+                  "(statistic.json: \"detached\": true)", file=sys.stderr, flush=True)
+        folder, env = new_run(root, tag, commit, seed, a.fix_seed, shlex.join(["run", *argv]), config)
+        print(f"run {tag}/{env['EXPER_ID']}: {folder}", flush=True)
+        return launch(root, code_dir, config, env)
 
 
 def _choose_unfinished(root, tag, id_):
@@ -423,7 +449,7 @@ def continue_main(argv):
     claim = _claim(run_dir(root, tag, id_), f"{tag}/{id_}")  # noqa: F841  (held while this process lives)
     id_, record = _choose_unfinished(root, tag, id_)  # again: another con may have finished it meanwhile
     folder = run_dir(root, tag, id_)
-    from utils.checkpoint import candidates  # no torch: only lists files
+    from utils.train.checkpoint import candidates  # no torch: only lists files
 
     if not candidates(folder / "checkpoint"):  # main.py loads the newest that loads, epoch_last.pth's first
         raise UsageError(f"{tag}/{id_} has no checkpoint to continue from; `rerun {tag}` starts it afresh")
@@ -434,12 +460,10 @@ def continue_main(argv):
     if marked != record.get("commit"):
         raise UsageError(f"tag {tag!r} now marks {marked[:10]}, but {tag}/{id_} ran {str(record.get('commit'))[:10]}; "
                          "con would mix two versions of the code")
-    with tag_code(root, marked) as code_dir:
+    with commit_code(root, marked) as code_dir:
         config = load_config(code_dir)
-        now = run_record.hyperparameters(config)
-        if now != record.get("hyperparameters"):
-            changed = sorted(k for k in now.keys() | record["hyperparameters"].keys()
-                             if now.get(k) != record["hyperparameters"].get(k))
+        changed = run_record.config_changes(record.get("hyperparameters") or {}, run_record.hyperparameters(config))
+        if changed:
             raise UsageError(f"the tag's config differs from the one {tag}/{id_} ran with ({', '.join(changed[:5])}); "
                              "con would not be exact")
         print(f"con {tag}/{id_}: {folder}", flush=True)
@@ -466,13 +490,13 @@ def rerun_main(argv):
         seed, fixed = read_seed(g.show(root, commit, "code/seed"), f"code/seed at {tag}"), True
     else:
         seed, fixed = fresh_seed(), False
-    with tag_code(root, commit) as code_dir:
+    with commit_code(root, commit) as code_dir:
         config = load_config(code_dir)
         folder, env = new_run(root, tag, commit, seed, fixed, shlex.join(["rerun", *argv]), config)
         print(f"rerun {tag}/{env['EXPER_ID']} (seed {seed}): {folder}", flush=True)
         code = launch(root, code_dir, config, env)
     if code == 0:
-        from utils.verdict import verdict
+        from utils.launch.verdict import verdict
 
         print(verdict(root, tag, int(env["EXPER_ID"])))
     return code

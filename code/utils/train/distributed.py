@@ -1,12 +1,11 @@
 """Several processes under torchrun: one group, one identity, one decision to stop, one cause of failure.
 
-Usage (main.py):  distributed.setup(args, hparams)              # group, rank 0's identity, same code?
-                  path, saved = distributed.load_newest(args)   # on `con`: one checkpoint for all ranks
-                  distributed.restore_rank_rng(saved, args)     # after state.restore
-                  evaluate(distributed.for_evaluation(model, args), ...)
-                  sys.exit(distributed.report(main))            # this rank's outcome for the launcher
-       (recorder.py): stop = AgreedStop(args); ... signum = stop.poll(local_signum) every step
-                      checkpoint extra: {"rng_ranks": rank_rng_states(args)}
+Usage (utils/train/run.py):  distributed.setup(args, hparams)       # group, rank 0's identity, same code?
+                             distributed.reduce(tensor, args)        # sums over the ranks
+                             stop = AgreedStop(args); signum = stop.poll(local_signum)   # every step
+                             path, saved = distributed.load_checkpoint(args)   # on `con`: one checkpoint for all
+                             everyone = distributed.gather(obj, args)      # on rank 0: every rank's obj
+       (main.py, through utils.train.train):  sys.exit(distributed.report(main))
 
 Rank 0 is the run: it alone writes the run folder, and every other rank takes its identity
 (folder, tag, id, seed), so a machine that joined a run creates nothing. With one process
@@ -14,6 +13,7 @@ every function here does nothing but hand back what it was given.
 """
 import os
 import socket
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -21,8 +21,9 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-import state
 from utils.atomic import write_json
+from utils.statistic.run_record import config_changes
+from utils.train.errors import Refused, error_text
 
 IDENTITY = ("run_dir", "tag", "id", "seed", "fixed_seed", "commit", "subject", "command", "resume")
 
@@ -49,9 +50,8 @@ def setup(args, hparams):
             raise RuntimeError(f"rank {rank} on {other['host']} runs commit {str(other['commit'])[:10]}, "
                                f"rank 0 on {first['host']} runs {str(first['commit'])[:10]}: "
                                "check out the same commit on every machine")
-        if other["config"] != first["config"]:
-            changed = sorted(k for k in other["config"].keys() | first["config"].keys()
-                             if other["config"].get(k) != first["config"].get(k))
+        changed = config_changes(first["config"], other["config"], values=False)
+        if changed:
             raise RuntimeError(f"rank {rank} on {other['host']} has another code/config.py than rank 0 "
                                f"({', '.join(changed[:5])}): commit the same config on every machine")
     for key, value in first["identity"].items():  # a joining machine drew its own seed: rank 0's counts
@@ -105,16 +105,21 @@ class AgreedStop:
             self.work = None
 
 
-def load_newest(args):
-    """(path, checkpoint) that `con` resumes from, the same on every rank: rank 0 picks it (the
-    newest that loads) and a rank on a machine without the run folder (no shared file system)
-    receives it from rank 0. (None, None) on every rank when there is none."""
-    from utils import checkpoint
+def load_checkpoint(args, name=None):
+    """(path, checkpoint), the same on every rank: the newest of the run's checkpoints that loads
+    (what `con` resumes from), or the one named (epoch_best.pth). Rank 0 picks it, and a rank on a
+    machine without the run folder (no shared file system) receives it from rank 0. (None, None)
+    on every rank when there is none."""
+    from utils.train import checkpoint
 
-    folder = f"{args.run_dir}/checkpoint"
+    folder = Path(args.run_dir or "") / "checkpoint"
+
+    def pick():
+        return checkpoint.load_newest(folder) if name is None else checkpoint.load_named(folder, name)
+
     if args.world_size == 1:
-        return checkpoint.load_newest(folder)
-    path, saved = checkpoint.load_newest(folder) if args.rank == 0 else (None, None)
+        return pick()
+    path, saved = pick() if args.rank == 0 else (None, None)
     shared = [str(path) if path is not None else None]
     dist.broadcast_object_list(shared, src=0)
     if shared[0] is None:
@@ -129,39 +134,41 @@ def load_newest(args):
     return path, saved if args.rank == 0 else checkpoint.load(path)
 
 
-def rank_rng_states(args):
-    """Every rank's RNG states, gathered on rank 0 for its checkpoint (None with one process).
-
-    Ranks may draw different amounts of random numbers (augmentation, variable lengths), so
-    an exact resume gives each rank its own generators back, not rank 0's.
-    """
+def gather(obj, args):
+    """Every rank's obj, in rank order, on rank 0 (None elsewhere); [obj] with one process."""
     if args.world_size == 1:
-        return None
+        return [obj]
     everyone = [None] * args.world_size if args.rank == 0 else None
-    dist.gather_object(state.rng_states(), everyone, dst=0)
+    dist.gather_object(obj, everyone, dst=0)
     return everyone
 
 
-def restore_rank_rng(saved, args):
-    """After state.restore (which sets rank 0's generators everywhere): this rank's own."""
-    ranks = saved.get("rng_ranks")
-    if ranks and len(ranks) == args.world_size:
-        state.set_rng_states(ranks[args.rank])
+def mine(everyone, args):
+    """This rank's entry of a list rank 0 saved for every rank (a resumed run's own values and RNG)."""
+    return everyone[args.rank] if everyone and len(everyone) == args.world_size else None
 
 
-def for_evaluation(model, args):
-    """The plain module, holding rank 0's BatchNorm statistics on every rank.
+def wrap(module, args):
+    """The module to train: DistributedDataParallel under torchrun, the module itself with one process."""
+    if args.world_size == 1:
+        return module
+    from torch.nn.parallel import DistributedDataParallel
 
-    Evaluation data is not padded, so ranks may hold different numbers of batches; DDP's
-    forward broadcasts the buffers each call, a collective that would then wait forever.
-    One broadcast here gives the same numbers without it.
+    return DistributedDataParallel(module, device_ids=[args.device] if args.device.type == "cuda" else None)
+
+
+def sync_buffers(modules, args):
+    """Give every rank rank 0's buffers (BatchNorm statistics) of these modules, before evaluating them.
+
+    Evaluation data is not padded, so ranks may hold different numbers of batches; DDP's forward
+    broadcasts the buffers at each call, a collective that would then wait forever. The research
+    evaluates the plain modules, and one broadcast here gives them the same numbers.
     """
     if args.world_size == 1:
-        return model
-    module = state.unwrap(model)
-    for buffer in module.buffers():
-        dist.broadcast(buffer, src=0)
-    return module
+        return
+    for module in modules:
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)
 
 
 def report(main):
@@ -181,14 +188,16 @@ def report(main):
         # under the launcher the run's exit code travels in the outcome; torchrun only learns that
         # this rank did not fail (a stop with a checkpoint is no failure to report with a banner)
         return 0 if folder and int(os.environ.get("WORLD_SIZE", 1)) > 1 else outcome["exit"]
-    except SystemExit as stop:  # process() refusing the config
+    except Refused as refused:  # a config value or a checkpoint the run will not use: one line, no traceback
+        print(f"error: {refused}", file=sys.stderr, flush=True)
+        outcome.update(exit=2, time=time.time(), error=str(refused))
+        return 2
+    except SystemExit as stop:
         outcome["exit"] = stop.code if isinstance(stop.code, int) else 1
         if outcome["exit"]:
             outcome.update(time=time.time(), error=str(stop.code))
         raise
     except BaseException as error:
-        from utils.recorder import error_text
-
         outcome.update(time=time.time(), error=error_text(error),
                        traceback="".join(traceback.format_exception(error)))
         raise

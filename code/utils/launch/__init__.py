@@ -1,0 +1,1 @@
+"""run, con, rerun: the commands that start training (no torch here)."""
