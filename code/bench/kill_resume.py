@@ -70,8 +70,9 @@ def wait_until(predicate, deadline):
 
 
 def kill(proc, how):
-    """SIGKILL the process group, or the training process alone (the launcher's child) when it has
-    started; wait until every process of the command is gone. Returns what was killed."""
+    """SIGKILL the command (the launcher's process group and the training process, which has a session
+    of its own), or the training process alone when it has started; wait until every process of the
+    command is gone. Returns what was killed."""
     try:
         with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
             children = [int(pid) for pid in f.read().split()]
@@ -81,6 +82,8 @@ def kill(proc, how):
         os.kill(children[0], signal.SIGKILL)
     else:
         how = "group"
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=120)
     for pid in children:

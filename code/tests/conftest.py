@@ -10,6 +10,7 @@ passing when a researcher replaces it. Tests of the example itself are in test_e
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -150,6 +151,35 @@ def wait_for(predicate, timeout=120, every=0.02):
             return
         time.sleep(every)
     raise AssertionError("timed out")
+
+
+def descendants(pid):
+    """Every process below pid (the training processes sit in sessions of their own, still below it)."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        fields = stat_fields(entry) if entry.isdigit() else None
+        if fields:
+            parents[int(entry)] = int(fields[1])
+    found, todo = [], [pid]
+    while todo:
+        below = todo.pop()
+        children = [p for p, parent in parents.items() if parent == below]
+        found += children
+        todo += children
+    return found
+
+
+def kill_tree(proc, signum=signal.SIGKILL):
+    """Kill a started command and every process below it at once, as a machine's crash would."""
+    pids = descendants(proc.pid)
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+    os.killpg(proc.pid, signum)
+    proc.communicate(timeout=60)
+    return pids
 
 
 def alive(pid):

@@ -108,7 +108,7 @@ def test_two_cons_of_one_run_at_once(project):
     refused = [r for r in results if r.returncode != 0]
     assert len(ok) == 1 and len(refused) == 1, [r.stderr[-1000:] for r in results]
     lines = refused[0].stderr.strip().splitlines()
-    assert len(lines) == 1 and re.match(r"error: twice/0 is (being continued by another `con`|still running)", lines[0])
+    assert len(lines) == 1 and re.match(r"error: twice/0 is (being trained by another command|still running)", lines[0])
     s = statistic(project, "twice", 0)
     assert s["status"] == "finished" and len(s["sessions"]) == 2
     assert Path(project / "__statistic__" / "exper-list" / "finished.txt").read_text() == "twice/0\n"

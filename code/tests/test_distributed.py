@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 import conftest
-from conftest import alive, commit, created, git, make_project, set_config, sh, statistic, wait_for
-from utils.procs import stat_fields
+from conftest import alive, commit, created, descendants, git, make_project, set_config, sh, statistic, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -50,22 +49,6 @@ def no_leftovers():
                     pass
             proc.kill()
         proc.communicate()
-
-
-def descendants(pid):
-    """Every process below pid (torchrun's workers sit in sessions of their own, still below it)."""
-    parents = {}
-    for entry in os.listdir("/proc"):
-        fields = stat_fields(entry) if entry.isdigit() else None
-        if fields:
-            parents[int(entry)] = int(fields[1])
-    found, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        children = [p for p, pp in parents.items() if pp == parent]
-        found += children
-        todo += children
-    return found
 
 
 def environ(pid):

@@ -65,8 +65,10 @@ def test_list_names_that_try_injection_or_escape(project, shell):
 
 @pytest.mark.parametrize("shell", SHELLS)
 def test_options_never_reach_git(project, shell):
-    refused(project, "run --foo", "required", shell=shell)  # an option is not a tag
-    refused(project, "run t --upload-pack=touch", "unrecognized arguments", shell=shell)
+    refused(project, "run --foo", "unknown option '--foo'", shell=shell)  # an option is not a tag
+    refused(project, "run -x", "unknown option '-x'", shell=shell)  # named, not "the tag is required"
+    refused(project, "run", "the following arguments are required: <tag>", shell=shell)
+    refused(project, "run t --upload-pack=touch", "unknown option '--upload-pack=touch'", shell=shell)
     refused(project, "run -- --delete", "not a valid tag name", shell=shell)
     refused(project, "rerun -- -d", "not a valid tag name", shell=shell)
     refused(project, "run t extra", "unrecognized arguments", shell=shell)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import commit, created, git, make_project, set_config, sh, start, statistic, wait_for
+from conftest import commit, created, git, kill_tree, make_project, set_config, sh, start, statistic, wait_for
 
 SMALL = {"epochs": 6, "checkpoint_every_steps": 10, "log_every_steps": 5, "pause": 0.01}  # 18 steps per epoch
 BIG = {"epochs": 2, "width": 2048, "depth": 2, "checkpoint_every_steps": 6, "log_every_steps": 3,
@@ -47,8 +47,7 @@ def folder(project, tag, id_=0):
 
 
 def kill_group(proc):
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.communicate(timeout=60)
+    kill_tree(proc)
 
 
 def last_step(run):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import commit, git, refused, set_config, sh, start, statistic, wait_for
+from conftest import commit, git, kill_tree, refused, set_config, sh, start, statistic, wait_for
 from utils.runs import status
 
 
@@ -154,8 +154,7 @@ def test_listings_and_dead(project):
     commit(project, "long run")
     proc = start(project, "run killed")
     wait_for(lambda: (project / "__result__/killed/0/checkpoint/epoch_last.pth").exists())
-    os.killpg(proc.pid, signal.SIGKILL)  # no word from anyone: statistic.json still says running
-    proc.communicate()
+    kill_tree(proc)  # no word from anyone: statistic.json still says running
     assert statistic(project, "killed", 0)["status"] == "running"
     out = sh(project, "expls").stdout
     assert re.search(r"killed\s+1 dead", out) and re.search(r"listed\s+1 finished", out)

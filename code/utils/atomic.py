@@ -31,19 +31,52 @@ def temporary_name(path):
     return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
 
 
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def clear_stale_temporaries(path):
+    """Remove the temporary files of `path` that a writer killed mid-write left (its pid is gone)."""
+    path = Path(path)
+    try:
+        names = [n for n in os.listdir(path.parent) if n.startswith(f".{path.name}.") and n.endswith(".tmp")]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(path.name) + 2:].split(".")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            try:
+                remove_own_file(path.parent / name)
+            except OSError:
+                pass
+
+
 def write_bytes(path, data):
+    """Write data to path atomically; an OSError names the file (a full disk, no permission)."""
     path = Path(path)
     tmp = temporary_name(path)
-    remove_own_file(tmp)  # left by a killed process that had our pid
     try:
+        remove_own_file(tmp)  # left by a killed process that had our pid
         with os.fdopen(_create(tmp), "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        remove_own_file(tmp)  # a full disk leaves the old file, and no litter beside it
+    except BaseException as e:
+        try:
+            remove_own_file(tmp)  # a full disk leaves the old file, and no litter beside it
+        except OSError:
+            pass
+        if isinstance(e, OSError) and e.filename is None:  # write() and fsync() name no file: say which
+            raise OSError(e.errno, e.strerror, str(path)) from None
         raise
+    clear_stale_temporaries(path)
 
 
 def write_text(path, text):
@@ -119,6 +152,8 @@ def append_line(path, line):
         try:
             os.write(fd, (line.rstrip("\n") + "\n").encode())
             os.fsync(fd)
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, str(path)) from None
         finally:
             os.close(fd)
 

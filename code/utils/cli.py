@@ -16,10 +16,43 @@ class UsageError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a bad argument is one `error:` line, not the usage block."""
+    """argparse, but a bad argument is one `error:` line, not the usage block, and an unknown option
+    is named as such (argparse would first complain about a missing argument)."""
 
     def error(self, message):
-        raise UsageError(f"{message} (see `{self.prog} -h`)")
+        raise UsageError(f"{shorten(message, 300)} (see `{self.prog} -h`)")
+
+    def parse_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        for word in args:
+            if word == "--":
+                break
+            name = word.split("=", 1)[0]
+            if word.startswith("-") and word != "-" and not _negative_number(word) and not self._known(name):
+                raise UsageError(f"unknown option {shorten(word)!r} (see `{self.prog} -h`)")
+        return super().parse_args(args, namespace)
+
+    def _known(self, name):
+        options = self._option_string_actions
+        if name in options:
+            return True
+        if not name.startswith("--") and len(name) > 2 and name[:2] in options:  # -lNAME, -w'x<1'
+            return True
+        return name.startswith("--") and any(o.startswith(name) for o in options)  # an abbreviation
+
+
+def _negative_number(word):
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
+
+
+def shorten(text, limit=80):
+    """A value as a terminal message shows it: at most `limit` characters (files keep it whole)."""
+    text = str(text)
+    return text if len(text) <= limit else f"{text[:limit - 20]}...({len(text):,} characters)"
 
 
 def parser(prog, description):

@@ -11,7 +11,7 @@ import re
 import socket
 from pathlib import Path
 
-from utils.cli import UsageError
+from utils.cli import UsageError, shorten
 from utils.procs import command_line
 
 RESULT = "__result__"
@@ -46,7 +46,7 @@ def check_tag(tag):
     ok = (bool(_TAG.fullmatch(tag)) and len(tag) <= TAG_MAX and ".." not in tag and not tag.endswith((".", ".lock"))
           and tag != "HEAD" and not tag.endswith("_HEAD"))  # git would read those as its own refs
     if not ok:
-        raise UsageError(f"{tag!r} is not a valid tag name: {TAG_RULE}")
+        raise UsageError(f"{shorten(tag)!r} is not a valid tag name: {TAG_RULE}")
     return tag
 
 
@@ -57,7 +57,7 @@ def parse_selector(text):
     if not slash:
         return tag, None
     if not id_text.isdigit() or not id_text.isascii():
-        raise UsageError(f"{text!r}: the id after '/' must be a whole number >= 0, as in {tag}/0")
+        raise UsageError(f"{shorten(text)!r}: the id after '/' must be a whole number >= 0, as in {tag}/0")
     return tag, int(id_text)
 
 

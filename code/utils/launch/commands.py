@@ -15,6 +15,7 @@ import secrets
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -23,7 +24,7 @@ import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
-from utils.cli import UsageError, parser, project_root
+from utils.cli import UsageError, parser, project_root, shorten
 from utils.launch import git as g
 from utils.procs import stat_fields
 from utils.runs import allocate_id, check_tag, parse_selector, read_statistic, run_dir, run_ids, status
@@ -56,7 +57,7 @@ def load_config(code_dir):
     if not settings.exists():
         raise UsageError("the commit's code has no utils/train/settings.py: it was made with an older template, "
                          "whose runs this one cannot start")
-    problems = _load_module(settings, "settings").check(config)
+    problems = run_record.config_problems(config) + _load_module(settings, "settings").check(config)
     if problems:
         raise UsageError("code/config.py: " + "; ".join(problems))
     return config
@@ -90,21 +91,24 @@ def require_clean(root):
 def checked_tag(root, tag):
     check_tag(tag)
     if not g.valid_tag_name(root, tag):
-        raise UsageError(f"{tag!r} is not a valid git tag name")
+        raise UsageError(f"{shorten(tag)!r} is not a valid git tag name")
+    if g.branch_exists(root, tag):
+        raise UsageError(f"{tag!r} is the name of a branch: a tag of that name would make `git checkout {tag}` "
+                         "ambiguous; choose another tag")
     return tag
 
 
 def create_tag(root, tag, commit):
-    """Tag the commit. `run`s of one new tag started at once all try: the first creates the tag,
-    and the others are fine once it exists and marks the same commit."""
+    """Tag the commit; True when this call made the tag. `run`s of one new tag started at once all
+    try: the first creates the tag, and the others are fine once it exists and marks the same commit."""
     deadline = time.monotonic() + 10
     while True:
         out = g.git(root, "tag", "-a", "-m", f"exper run {tag}", tag, commit, check=False)
         if not out.returncode:
-            return
+            return True
         marked = g.tag_commit(root, tag)
         if marked == commit:
-            return
+            return False
         if marked:
             raise UsageError(f"tag {tag!r} was just made on another commit ({marked[:10]}); choose a new tag")
         if time.monotonic() > deadline:
@@ -200,27 +204,54 @@ def commit_code(root, commit):
 
 
 # --- starting the child
-def _forward(child, torchrun):
+def _forward(child, torchrun, ranks, processes_here, stopped):
     """Pass SIGINT/SIGTERM on to the training processes: torchrun's workers themselves, since
-    torchrun would answer with a traceback of its own and a 30 s deadline to kill them."""
+    torchrun would answer with a traceback of its own and a 30 s deadline to kill them. Until
+    every process here has installed its handlers (it leaves ready<rank> in the ranks folder),
+    a signal would end it with a KeyboardInterrupt traceback halfway through importing torch:
+    then the processes are killed outright, and the run, which trained nothing, is not kept."""
     def handler(signum, frame):
-        for pid in (_children(child.pid) if torchrun else []) or [child.pid]:
+        ready = len(list(Path(ranks).glob("ready*"))) >= processes_here
+        if not ready:
+            stopped.append(signum)
+        targets = (_descendants(child.pid) if torchrun else []) or [child.pid]
+        for pid in ([child.pid, *targets] if not ready else targets):
             try:
-                os.kill(pid, signum)
+                os.kill(pid, signum if ready else signal.SIGKILL)
             except ProcessLookupError:
                 pass
 
     return handler
 
 
-def _children(pid):
-    """The processes whose parent is pid, from /proc (empty where there is no /proc)."""
-    found = []
+def _descendants(pid):
+    """Every process below pid, from /proc (empty where there is no /proc): torchrun's workers."""
+    parents = {}
     for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
         fields = stat_fields(entry) if entry.isdigit() else None
-        if fields and int(fields[1]) == pid:
-            found.append(int(entry))
+        if fields:
+            parents[int(entry)] = int(fields[1])
+    found, todo = [], [pid]
+    while todo:
+        below = todo.pop()
+        children = [p for p, parent in parents.items() if parent == below]
+        found += children
+        todo += children
     return found
+
+
+def say(text, err=False):
+    """Print for the user; a terminal that is gone (closed, a full /dev/full, `| head`) costs only the message."""
+    stream = sys.stderr if err else sys.stdout
+    try:
+        print(text, file=stream, flush=True)
+    except (OSError, ValueError):
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())  # so that the interpreter's last flush at exit is quiet too
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
 
 
 def launch(root, code_dir, config, env):
@@ -235,9 +266,9 @@ def launch(root, code_dir, config, env):
     if resumed is not None and nnodes.isdigit():
         _check_world_size(resumed, n * int(nnodes))
     # a resumed launch that begins no session (a refused con) leaves the record alone
-    sessions = len(resumed.get("sessions") or []) if resumed is not None else None
+    sessions = len(resumed.get("sessions") or []) if resumed is not None else 0
     ranks = temporary_folder("exper-ranks-")  # each rank leaves its outcome here (utils/train/distributed.py)
-    env = {**os.environ, "EXPER_ROOT": str(root), "EXPER_RANKS_DIR": ranks, **env}
+    env = {**os.environ, "EXPER_ROOT": str(root), "EXPER_RANKS_DIR": str(ranks), **env}
     torchrun = n > 1 or bool(options)
     if torchrun:
         # a share of the cores per process; left alone, torchrun sets 1 thread each (and says so in a banner)
@@ -246,11 +277,14 @@ def launch(root, code_dir, config, env):
                 f"--nproc-per-node={n}", main]
     else:
         argv = [sys.executable, main]
+    stopped = []  # the signal that stopped the run before it was ready, if one did
     try:
-        # torchrun (whose workers have sessions of their own) gets one too: a terminal's Ctrl-C
-        # reaches this process alone, which passes it on to each worker once
-        child = subprocess.Popen(argv, env=env, cwd=root, start_new_session=torchrun)
-        previous = {s: signal.signal(s, _forward(child, torchrun)) for s in (signal.SIGINT, signal.SIGTERM)}
+        # the training processes get a session of their own: a terminal's Ctrl-C reaches this process
+        # alone, which passes it on to each of them once, and a closed terminal's SIGHUP reaches none
+        child = subprocess.Popen(argv, env=env, cwd=root, start_new_session=True)
+        previous = {s: signal.signal(s, _forward(child, torchrun, ranks, n, stopped))
+                    for s in (signal.SIGINT, signal.SIGTERM)}
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the run carries on
         try:
             code = child.wait()
         finally:
@@ -259,12 +293,38 @@ def launch(root, code_dir, config, env):
         outcomes = _outcomes(ranks)
     finally:
         shutil.rmtree(ranks, ignore_errors=True)
+    if stopped:
+        return 128 + stopped[0]
     if folder:
         after_child(folder, code, outcomes, n, sessions)
     rank0 = next((o for o in outcomes if o.get("rank") == 0 and isinstance(o.get("exit"), int)), None)
     if rank0 is not None:
         return rank0["exit"] or (1 if any(o.get("error") for o in outcomes) else 0)
     return code if code >= 0 else 128 - code
+
+
+def began(folder, sessions_before=0):
+    """Whether the run's training began in this launch (it recorded a session)."""
+    record = _record(folder)
+    return record is not None and len(record.get("sessions") or []) > sessions_before
+
+
+def discard(root, tag, id_, made_tag):
+    """Remove a run that trained nothing, and its tag if this command made it and no other run has it."""
+    from utils.runs import result_dir
+
+    folder = run_dir(root, tag, id_)
+    if folder.is_dir() and not folder.is_symlink():
+        shutil.rmtree(folder, ignore_errors=True)
+    tag_dir = result_dir(root) / tag
+    others = [n for n in os.listdir(tag_dir) if n.isdigit()] if tag_dir.is_dir() else []
+    if made_tag and not others:
+        g.git(root, "tag", "-d", tag, check=False)
+    for empty in (tag_dir, result_dir(root)):
+        try:
+            empty.rmdir()
+        except OSError:
+            pass
 
 
 def _record(folder):
@@ -295,26 +355,23 @@ def _outcomes(folder):
     return found
 
 
-def after_child(folder, code, outcomes=(), processes_here=1, sessions_before=None):
+def after_child(folder, code, outcomes=(), processes_here=1, sessions_before=0):
     """Put the end of the run in its record when the training processes could not say it.
 
     A rank other than 0 failing: rank 0 then only sees its peer vanish (or torchrun's SIGTERM),
     so the cause is the earliest error any rank reported. A rank of this machine that reported
-    nothing was killed without a word (out of memory, kill -9). A crash before training, or a
-    killed process group, leaves the record `running`. A resumed run whose launch began no
-    session (main.py refused the con: no checkpoint loads, or not the run's own) keeps its
-    record as it was: the refusal is on the terminal, and the run's own end stays recorded.
+    nothing was killed without a word (out of memory, kill -9): the terminal and the log say so,
+    and how to resume. A launch that began no session (a run that stopped while building, a con
+    that main.py refused) leaves the record as it was: the refusal is on the terminal.
     """
-    try:
-        record = read_statistic(folder)
-    except Exception:  # noqa: BLE001
+    record = _record(folder)
+    if record is None or record.get("status") not in ("running", "crashed"):  # finished, interrupted: said
         return
-    if record.get("status") not in ("running", "crashed"):  # finished or interrupted: rank 0 said so
-        return
-    if sessions_before and len(record.get("sessions") or []) == sessions_before:
+    if len(record.get("sessions") or []) <= sessions_before:
         return
     errors = sorted((o for o in outcomes if o.get("error")), key=lambda o: o.get("time") or 0)
     silent = sorted(set(range(processes_here)) - {o.get("rank") for o in outcomes}) if outcomes else []
+    name = f"{record.get('tag')}/{record.get('id')}"
     if errors:
         first = errors[0]
         error = first["error"]
@@ -324,11 +381,17 @@ def after_child(folder, code, outcomes=(), processes_here=1, sessions_before=Non
             error = (f"rank {silent[0]} ended without a word (killed: out of memory? kill -9?); "
                      f"then rank {first.get('rank')}: {first['error'].splitlines()[-1]}")
         if first.get("rank") and first.get("traceback"):  # rank 0 logs its own
-            with open(Path(folder) / "log", "a") as log:
-                log.write(f"----- rank {first['rank']} on {first.get('hostname')} failed -----\n{first['traceback']}")
+            _log(folder, f"----- rank {first['rank']} on {first.get('hostname')} failed -----\n{first['traceback']}")
     elif record["status"] == "running" and code != 0:
-        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
-        error = record.get("error") or f"the training process {how}; see its output above"
+        how = (f"was killed by {signal.Signals(-code).name} (out of memory? kill -9?)" if code < 0
+               else f"exited with code {code}")
+        error = record.get("error") or f"the training process {how}"
+        from utils.train.checkpoint import candidates
+
+        after = (f"`con {name}` resumes from its last checkpoint" if candidates(Path(folder) / "checkpoint")
+                 else f"it left no checkpoint: `rerun {record.get('tag')}` starts it afresh")
+        _log(folder, f"----- session ended: {error} -----\n")
+        say(f"error: {name}: {error}; {after}", err=True)
     else:
         return
     if record["status"] == "crashed" and record.get("error") == error:
@@ -340,6 +403,16 @@ def after_child(folder, code, outcomes=(), processes_here=1, sessions_before=Non
     run_record.write(folder, record)
 
 
+def _log(folder, text):
+    from utils.atomic import open_append
+
+    try:
+        with open_append(Path(folder) / "log") as log:
+            log.write(text)
+    except OSError as e:
+        say(f"warning: could not add to {Path(folder) / 'log'}: {e.strerror or e}", err=True)
+
+
 def new_run(root, tag, commit, seed, fixed, command, config):
     """Take an id, write the run's first record, and return its folder and environment."""
     id_ = allocate_id(root, tag)
@@ -347,10 +420,40 @@ def new_run(root, tag, commit, seed, fixed, command, config):
     record = run_record.new_record(tag, id_, commit, g.subject(root, commit), seed, fixed, command,
                                    run_record.hyperparameters(config))
     record["branch"] = g.branch(root) if g.head(root) == commit else None
-    record["detached"] = record["branch"] is None  # a detached HEAD, or rerun's temporary worktree
+    record["detached"] = record["branch"] is None  # a detached HEAD, or rerun's copy of another commit
     record["host"] = run_record.host_info()
-    run_record.write(folder, record)
+    try:
+        run_record.write(folder, record)
+    except BaseException:
+        discard(root, tag, id_, made_tag=False)
+        raise
     return folder, run_env(folder, record)
+
+
+def train_new(root, tag, commit, seed, fixed, command, code_dir, config, made_tag):
+    """Take an id, record the run, train it; a run that stopped before its training began (a value
+    the research's check refused, Ctrl-C while torch imports, a crash while building) leaves
+    nothing: no folder, and no tag when this command made it and no other run has it."""
+    try:
+        folder, env = new_run(root, tag, commit, seed, fixed, command, config)
+    except BaseException:
+        discard(root, tag, None, made_tag)
+        raise
+    name = f"{tag}/{env['EXPER_ID']}"
+    claim = _claim(folder, name)  # noqa: F841  (a con of this run is refused while this process lives)
+    seed_note = f" (seed {seed})" if command.startswith("rerun") else ""
+    say(f"{command.split()[0]} {name}{seed_note}: {folder}")
+    try:
+        code = launch(root, code_dir, config, env)
+    except BaseException:
+        if not began(folder):
+            discard(root, tag, int(env["EXPER_ID"]), made_tag)
+        raise
+    if not began(folder):
+        discard(root, tag, int(env["EXPER_ID"]), made_tag)
+        if code in (128 + signal.SIGINT, 128 + signal.SIGTERM):
+            say(f"{name} was stopped before its training began: nothing was kept", err=True)
+    return code
 
 
 def run_env(folder, record, resume=False):
@@ -368,15 +471,15 @@ def join_run(root):
     commit = g.head(root)
     with commit_code(root, commit) as code_dir:
         config = load_config(code_dir)
-        print(f"node {node_rank()}: joining the run that node 0 records", flush=True)
+        say(f"node {node_rank()}: joining the run that node 0 records")
         return launch(root, code_dir, config, {"EXPER_COMMIT": commit})
 
 
 # --- the commands
-def _parser(name, what, selector):
+def _parser(name, what, selector, seed_help="seed from code/seed (else a fresh seed)"):
     p = parser(name, what)
     p.add_argument("tag", metavar="<tag>[/<id>]" if selector else "<tag>")
-    p.add_argument("-f", "--fix-seed", action="store_true", help="seed from code/seed (else a fresh seed)")
+    p.add_argument("-f", "--fix-seed", action="store_true", help=seed_help)
     return p
 
 
@@ -392,21 +495,18 @@ def run_main(argv):
     marked = g.tag_commit(root, tag)
     if marked and marked != commit:
         raise UsageError(f"tag {tag!r} marks another commit ({marked[:10]}); choose a new tag, "
-                         f"or `git checkout {tag}` to run that code again")
+                         f"or `rerun {tag}` to run that commit's code again")
     with commit_code(root, commit) as code_dir:
         config = load_config(code_dir)
         seed = read_seed(g.show(root, commit, "code/seed"), "code/seed") if a.fix_seed else fresh_seed()
-        if not marked:
-            create_tag(root, tag, commit)
+        made_tag = create_tag(root, tag, commit) if not marked else False
         if g.branch(root) is None:
-            print(f"note: HEAD is detached at {commit[:10]}; the run is recorded by its tag and commit "
-                  "(statistic.json: \"detached\": true)", file=sys.stderr, flush=True)
-        folder, env = new_run(root, tag, commit, seed, a.fix_seed, shlex.join(["run", *argv]), config)
-        print(f"run {tag}/{env['EXPER_ID']}: {folder}", flush=True)
-        return launch(root, code_dir, config, env)
+            say(f"note: HEAD is detached at {commit[:10]}; the run is recorded by its tag and commit "
+                "(statistic.json: \"detached\": true)", err=True)
+        return train_new(root, tag, commit, seed, a.fix_seed, shlex.join(["run", *argv]), code_dir, config, made_tag)
 
 
-def _choose_unfinished(root, tag, id_):
+def _choose_unfinished(root, tag, id_, dead=False):
     ids = run_ids(root, tag)
     if not ids:
         raise UsageError(f"no runs of tag {tag!r}; `expls` lists the tags")
@@ -420,7 +520,12 @@ def _choose_unfinished(root, tag, id_):
             if id_ is not None:
                 raise UsageError(f"{tag}/{i} is finished: nothing to continue (`rerun {tag}/{i}` runs it again)")
             continue
-        if state == "running":
+        host = (record.get("host") or {}).get("hostname")
+        if state == "running" and host and host != socket.gethostname():
+            if not dead:
+                raise UsageError(f"{tag}/{i} is recorded as running on {host} (pid {record.get('pid')}), which this "
+                                 f"machine cannot see; if {host} is gone, `con {tag}/{i} --dead` continues it")
+        elif state == "running":
             raise UsageError(f"{tag}/{i} is still running (pid {record.get('pid')}); stop it first")
         return i, record
     raise UsageError(f"every run of {tag!r} is finished: nothing to continue")
@@ -434,20 +539,24 @@ def _claim(folder, name):
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise UsageError(f"{name} is being continued by another `con` right now; let that one finish") from None
+        raise UsageError(f"{name} is being trained by another command right now; let that one finish") from None
     return fd
 
 
 def continue_main(argv):
-    a = _parser("con", "Resume an unfinished run from its last checkpoint, with the tag's code and the run's own seed.",
-                True).parse_args(argv)
+    p = _parser("con", "Resume an unfinished run from its last checkpoint, with the tag's code and the run's own seed.",
+                True, seed_help="accepted and ignored: a resumed run keeps its own seed and random state")
+    p.add_argument("--dead", action="store_true",
+                   help="continue a run recorded as running on another machine, which you know is gone "
+                        "(still refused while it runs on this machine or another con holds it)")
+    a = p.parse_args(argv)
     root = project_root()
     if node_rank() > 0:  # another machine of a run that node 0 records
         return join_run(root)
     tag, id_ = parse_selector(a.tag)
-    id_, record = _choose_unfinished(root, tag, id_)
+    id_, record = _choose_unfinished(root, tag, id_, a.dead)
     claim = _claim(run_dir(root, tag, id_), f"{tag}/{id_}")  # noqa: F841  (held while this process lives)
-    id_, record = _choose_unfinished(root, tag, id_)  # again: another con may have finished it meanwhile
+    id_, record = _choose_unfinished(root, tag, id_, a.dead)  # again: another con may have finished it meanwhile
     folder = run_dir(root, tag, id_)
     from utils.train.checkpoint import candidates  # no torch: only lists files
 
@@ -466,7 +575,7 @@ def continue_main(argv):
         if changed:
             raise UsageError(f"the tag's config differs from the one {tag}/{id_} ran with ({', '.join(changed[:5])}); "
                              "con would not be exact")
-        print(f"con {tag}/{id_}: {folder}", flush=True)
+        say(f"con {tag}/{id_}: {folder}")
         return launch(root, code_dir, config, run_env(folder, record, resume=True))
 
 
@@ -490,13 +599,16 @@ def rerun_main(argv):
         seed, fixed = read_seed(g.show(root, commit, "code/seed"), f"code/seed at {tag}"), True
     else:
         seed, fixed = fresh_seed(), False
+    if id_ is None and not a.fix_seed:
+        say(f"note: a fresh seed makes a new sample of {tag}: it reproduces nothing (`rerun {tag}/<id>` "
+            f"repeats a run's seed, `rerun {tag} -f` the seed of code/seed)", err=True)
     with commit_code(root, commit) as code_dir:
         config = load_config(code_dir)
-        folder, env = new_run(root, tag, commit, seed, fixed, shlex.join(["rerun", *argv]), config)
-        print(f"rerun {tag}/{env['EXPER_ID']} (seed {seed}): {folder}", flush=True)
-        code = launch(root, code_dir, config, env)
-    if code == 0:
+        before = set(run_ids(root, tag))
+        code = train_new(root, tag, commit, seed, fixed, shlex.join(["rerun", *argv]), code_dir, config, False)
+    new = sorted(set(run_ids(root, tag)) - before)
+    if code == 0 and new and (id_ is not None or a.fix_seed):
         from utils.launch.verdict import verdict
 
-        print(verdict(root, tag, int(env["EXPER_ID"])))
+        say(verdict(root, tag, new[-1]))
     return code

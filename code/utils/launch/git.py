@@ -83,5 +83,9 @@ def export(root, commit, path, folder):
         archive.extractall(folder, filter="data")
 
 
+def branch_exists(root, name):
+    return git(root, "show-ref", "--verify", "-q", f"refs/heads/{name}", check=False).returncode == 0
+
+
 def valid_tag_name(root, tag):
     return git(root, "check-ref-format", f"refs/tags/{tag}", check=False).returncode == 0

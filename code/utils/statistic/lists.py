@@ -10,7 +10,7 @@ import os
 import re
 
 from utils.atomic import locked, write_text
-from utils.cli import UsageError, warn
+from utils.cli import UsageError, shorten, warn
 from utils.runs import BadRun, parse_selector, read_statistic, result_dir, statistic_dir
 
 DEFAULT = "record"
@@ -21,7 +21,7 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 def check_name(name):
     """List, title and table names are plain file names."""
     if not _NAME.fullmatch(name) or name.endswith("."):
-        raise UsageError(f"{name!r} is not a valid list name: use letters, digits and . _ + - only, "
+        raise UsageError(f"{shorten(name)!r} is not a valid list name: use letters, digits and . _ + - only, "
                          "starting with a letter or digit")
     return name
 

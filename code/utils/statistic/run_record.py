@@ -21,14 +21,41 @@ def now():
     return datetime.now(timezone.utc).astimezone().isoformat(timespec="milliseconds")
 
 
-def _plain(value):
+def _plain(value, seen=()):
+    """Plain data: None, bools, numbers, text, and lists, tuples and str-keyed dicts of them (no cycles)."""
     if isinstance(value, PLAIN):
         return True
+    if id(value) in seen:
+        return False
+    seen = (*seen, id(value))
     if isinstance(value, (list, tuple)):
-        return all(_plain(v) for v in value)
+        return all(_plain(v, seen) for v in value)
     if isinstance(value, dict):
-        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+        return all(isinstance(k, str) and _plain(v, seen) for k, v in value.items())
     return False
+
+
+def _unrecordable(value, seen=()):
+    """Why a config value could not be recorded as it is (None when it can)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "holds text that is not valid Unicode (a lone surrogate such as '\\udcff')"
+        return None
+    if isinstance(value, (list, tuple, dict)):
+        if id(value) in seen:
+            return "holds itself: a config value must be plain data"
+        seen = (*seen, id(value))
+        items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        return next((why for why in (_unrecordable(v, seen) for v in items) if why), None)
+    return None
+
+
+def config_problems(module):
+    """The config names whose values statistic.json and the checkpoints could not hold, as sentences."""
+    return [f"{name} {why}" for name, value in vars(module).items()
+            if not name.startswith("_") and (why := _unrecordable(value))]
 
 
 def _flatten(prefix, value, out):

@@ -171,6 +171,13 @@ def sync_buffers(modules, args):
             dist.broadcast(buffer, src=0)
 
 
+def ready(args):
+    """Tell the launcher this process handles SIGINT/SIGTERM itself now (before, it is killed outright)."""
+    folder = os.environ.get("EXPER_RANKS_DIR")
+    if folder:
+        Path(folder, f"ready{args.rank}").touch()
+
+
 def report(main):
     """Call main(), leave this rank's outcome in $EXPER_RANKS_DIR/rank<k>.json, then leave the group.
 

@@ -32,10 +32,38 @@ from utils.train.metrics_file import MetricsFile
 log = logging.getLogger(__name__)
 
 
+class _Terminal:
+    """stderr for the progress bar: a terminal that went away (closed, hung up) silences the bar, never the run."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text):
+        if self.stream is not None:
+            try:
+                self.stream.write(text)
+            except (OSError, ValueError):
+                self.stream = None
+
+    def flush(self):
+        if self.stream is not None:
+            try:
+                self.stream.flush()
+            except (OSError, ValueError):
+                self.stream = None
+
+    def isatty(self):
+        return self.stream is not None and self.stream.isatty()
+
+    def fileno(self):  # tqdm asks the terminal's width
+        return self.stream.fileno() if self.stream is not None else -1
+
+
 def progress_bar(iterable, description, total, enabled):
     """tqdm on stderr (never in the log), off when stderr is not a terminal."""
-    return tqdm(iterable, desc=description, total=total, file=sys.stderr, leave=False,
-                disable=True if not enabled else None, dynamic_ncols=True, mininterval=0.5)
+    return tqdm(iterable, desc=description, total=total, file=_Terminal(sys.stderr), leave=False,
+                disable=True if not enabled or not sys.stderr.isatty() else None, dynamic_ncols=True,
+                mininterval=0.5)
 
 
 class Recorder:

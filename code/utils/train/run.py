@@ -25,6 +25,7 @@ are computed from the means at every row (step rows too, as "<name>_step") and r
 """
 import logging
 import math
+import os
 import random
 import signal
 import time
@@ -35,7 +36,7 @@ import torch
 from utils.statistic.run_record import hyperparameters
 from utils.train import distributed, settings, state
 from utils.train.checkpoint import BEST
-from utils.train.errors import Refused, ResearchError, Stop
+from utils.train.errors import Refused, ResearchError, Stop, says_all
 from utils.train.logs import setup_logging
 from utils.train.recorder import Recorder, progress_bar
 from utils.train.values import StepValues, derive, means, pairs
@@ -52,6 +53,8 @@ def seed_everything(seed, deterministic):
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     if deterministic:
+        # cuBLAS picks its reduction order by workspace unless told one: needed before its first use
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
 
@@ -112,6 +115,7 @@ class Run:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._on_signal)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a closed terminal: the run carries on, its log complete
+        distributed.ready(args)  # the launcher may now pass Ctrl-C on: it stops the run cleanly
 
     # --- before training
     def _resume_point(self):
@@ -414,7 +418,11 @@ class Run:
 
     def interrupted(self, signum):
         if self.began:
-            self._checkpoint(f"step_{self.steps}.pth")
+            name = f"step_{self.steps}.pth"
+            self._checkpoint(name)
+            self.recorder.wait()
+            log.info("stopped at step %d with checkpoint %s; `con %s/%s` resumes", self.steps, name,
+                     self.args.tag, self.args.id)
         self.recorder.interrupted(signum)
 
 
@@ -424,7 +432,12 @@ def train(config, main, check=None, derived=None):
 
 
 def _train(config, main, check, derived):
-    run = Run(config, check, derived)
+    try:
+        run = Run(config, check, derived)
+    except OSError as e:  # the machine refuses a file of the run (a planted link, no permission, no space)
+        if e.filename is None:
+            raise
+        raise Refused(f"{e.filename}: {e.strerror or e}") from None
     try:
         main(run)
         run.finish()
@@ -437,6 +450,8 @@ def _train(config, main, check, derived):
         run.recorder.crashed(error)
         if isinstance(error, KeyboardInterrupt):
             return 128 + signal.SIGINT
+        if says_all(error):  # its sentence is in the log and statistic.json; a traceback would add only noise
+            return 1
         raise
     return 0
 
