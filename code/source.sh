@@ -43,9 +43,10 @@ function record { exper record "$@"; }
 function title { exper title "$@"; }
 function table { exper table "$@"; }
 function itb { exper itb "$@"; }
+function plot { exper plot "$@"; }
 
-# --- Tab completion: tags and <tag>/<id> for run, con, rerun, expels, record, itb; list names
-# for title, table and record -l. code/utils/statistic/complete.py reads folder names only, run by the
+# --- Tab completion: tags and <tag>/<id> for run, con, rerun, expels, record, itb, plot; list names
+# for title, table, record -l and plot -l. code/utils/statistic/complete.py reads folder names only, run by the
 # interpreter itself with -S (no site-packages): a few milliseconds, no torch, no git.
 # Arrays appear only here, because COMPREPLY (bash) and words/reply (zsh) are how shells complete.
 
@@ -88,10 +89,10 @@ function _exper_complete_compctl {
 
 if [ -n "${ZSH_VERSION:-}" ]; then
   if command -v compdef >/dev/null 2>&1; then  # compinit is loaded (we never load it ourselves)
-    compdef _exper_complete_zsh run con re rerun expels record itb title table exper
+    compdef _exper_complete_zsh run con re rerun expels record itb plot title table exper
   else
-    compctl -K _exper_complete_compctl run con re rerun expels record itb title table exper
+    compctl -K _exper_complete_compctl run con re rerun expels record itb plot title table exper
   fi
 elif command -v complete >/dev/null 2>&1; then
-  complete -F _exper_complete_bash run con re rerun expels record itb title table exper
+  complete -F _exper_complete_bash run con re rerun expels record itb plot title table exper
 fi

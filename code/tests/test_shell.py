@@ -19,7 +19,7 @@ import pytest
 
 from conftest import SHELLS, sh
 
-COMMANDS = ["run", "con", "re", "rerun", "expls", "expels", "record", "title", "table", "itb", "exper"]
+COMMANDS = ["run", "con", "re", "rerun", "expls", "expels", "record", "title", "table", "itb", "plot", "exper"]
 COMPLETED = [c for c in COMMANDS if c != "expls"]  # expls takes no argument
 
 

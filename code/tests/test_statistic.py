@@ -343,7 +343,7 @@ def test_table_sort_and_where(root, capsys, argv, ids):
     (["-w", "lr"], "--where 'lr': write <column><op><value>"),
     (["-w", "nope=1"], "no column 'nope'"),
     (["--format", "nope"], "--format 'nope' is not a table format"),
-    (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--bogus"], "unknown option '--bogus'"),
     (["-g", "-s", "id"], "no column 'id'"),
     (["--desc"], "--desc orders by a column"),
 ])

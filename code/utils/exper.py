@@ -24,6 +24,7 @@ COMMANDS = {
     "title": ("utils.statistic.title", "main"),
     "table": ("utils.statistic.table", "main"),
     "itb": ("utils.statistic.itb", "main"),
+    "plot": ("utils.statistic.plot", "main"),
     "complete": ("utils.statistic.complete", "main"),
 }
 
@@ -38,6 +39,7 @@ USAGE = """usage: exper <command> [args ...]   (each command also stands alone a
   title [NAME]                      collect the keys of list NAME's runs
   table [NAME]                      build and print the table of list NAME
   itb [<tag>[/<id>] ...]            TensorBoard on 127.0.0.1 for the runs named
+  plot <metric> ... [<tag>[/<id>] ...] [-l LIST]   curves: mean ± std over each tag's runs, as PNG/PDF/SVG
 
 `<command> -h` tells more."""
 

@@ -9,12 +9,13 @@ milliseconds. `exper complete <index> <word> ...` answers the same.
 import os
 import sys
 
-COMMANDS = ("run", "con", "continue", "re", "rerun", "expls", "expels", "record", "title", "table", "itb")
+COMMANDS = ("run", "con", "continue", "re", "rerun", "expls", "expels", "record", "title", "table", "itb", "plot")
 TAGS = {"run", "expels"}  # <tag>
-RUNS = {"con", "continue", "re", "rerun", "record", "itb"}  # <tag> or <tag>/<id>
+RUNS = {"con", "continue", "re", "rerun", "record", "itb", "plot"}  # <tag> or <tag>/<id>
 LISTS = {"title", "table"}  # a list name
 ONE = {"run", "expels", "con", "continue", "re", "rerun", "title", "table"}  # commands taking one such word
-VALUED = {"-l", "--list", "-w", "--where", "-s", "--sort", "--format", "--host", "--stop"}  # options taking a value
+VALUED = {"-l", "--list", "-w", "--where", "-s", "--sort", "--format", "--host", "--stop", "-o", "--output",
+          "--x", "--band"}  # options taking a value
 
 
 def root():
@@ -74,9 +75,9 @@ def candidates(index, words):
     if word.startswith("-") or index < 1:
         return []
     if before and before[-1] in VALUED:
-        return lists(word) if command == "record" and before[-1] in ("-l", "--list") else []
+        return lists(word) if command in ("record", "plot") and before[-1] in ("-l", "--list") else []
     positionals = [w for i, w in enumerate(before) if not w.startswith("-") and (i == 0 or before[i - 1] not in VALUED)]
-    if command in ONE and positionals:
+    if command in ONE and positionals or command == "plot" and not positionals:  # plot's first word is a metric
         return []
     if command in TAGS:
         return tags(word)
