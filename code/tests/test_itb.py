@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import CODE, alive
 from utils.train.tb import EventWriter
@@ -30,11 +31,12 @@ WIDE = {"lr": 0.1, "batch_size": 128, "width": 512, "nesterov": True}
 OTHER = {"lr": 0.5}
 
 
-def write_run(project, tag, id_, hparams, sessions):
+def write_run(project, tag, id_, hparams, sessions, images=0):
     """A finished run: statistic.json (schema 1) and one event file per session.
 
     sessions: [(purge_step, steps, offset, end status)]; train/loss = offset + step, and a
-    finished session ends with test/acc = 0.9 - offset / 100.
+    finished session ends with test/acc = 0.9 - offset / 100. images: that many 4x4 "samples"
+    images, one a step, in the first session.
     """
     folder = project / "__result__" / tag / str(id_)
     folder.mkdir(parents=True)
@@ -43,6 +45,8 @@ def write_run(project, tag, id_, hparams, sessions):
             w.hparams(hparams, metric_tags=("val/acc", "test/acc"))
             for step in steps:
                 w.scalars(step, {"train/loss": offset + step, "val/acc": step / 100})
+            for step in range(images if purge_step is None else 0):
+                w.image("samples", step, torch.full((3, 4, 4), step / images))
             if status == "finished":
                 w.scalars(steps[-1], {"test/acc": 0.9 - offset / 100})
             w.hparams_end(status)
@@ -116,7 +120,7 @@ def scalars(url, run, tag):
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     root = make_project(tmp_path_factory.mktemp("itb") / "project")
-    write_run(root, "small-lr", 0, SMALL_LR, [(None, range(10), 0.0, "finished")])
+    write_run(root, "small-lr", 0, SMALL_LR, [(None, range(10), 0.0, "finished")], images=15)
     # interrupted at step 7 (last checkpoint at 5), then continued: the second file purges from step 5
     write_run(root, "wide", 0, WIDE, [(None, range(8), 10.0, "interrupted"), (5, range(5, 10), 20.0, "finished")])
     write_run(root, "other", 0, OTHER, [(None, range(3), 0.0, "finished")])
@@ -132,6 +136,31 @@ def server(project):
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", url), done.stdout
     assert eventually(lambda: len(scalars(url, "wide/0", "train/loss")) == 10 and get(url, "/data/runs"))
     return {"url": url, "done": done, "info": server_infos(project)[0]}
+
+
+def test_every_image_is_shown_not_tensorboards_ten(server):
+    """15 images of one tag: TensorBoard keeps 10 per tag unless told otherwise."""
+    url = server["url"]
+    entries = eventually(lambda: get(url, "/data/plugin/images/images?run=small-lr%2F0&tag=samples"))
+    assert sorted(e["step"] for e in entries) == list(range(15))
+    first = urllib.request.urlopen(url.rstrip("/") + "/data/plugin/images/" + entries[0]["query"].join(
+        ["individualImage?", ""]), timeout=10).read()
+    assert first.startswith(b"\x89PNG")
+
+
+def test_a_link_planted_among_the_servers_runs_is_removed_not_followed(server, project, tmp_path):
+    """A link in runs/ to a folder outside the project: reusing the server drops the link, and the
+    outside folder keeps every file (it used to be emptied)."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious.txt").write_text("keep me\n")
+    (outside / "0").mkdir()
+    farm = Path(server["info"]["logdir"])
+    os.symlink(outside, farm / "planted")
+    done = itb(project, "small-lr", "wide/0")
+    assert done.returncode == 0, done.stderr
+    assert not os.path.lexists(farm / "planted")
+    assert (outside / "precious.txt").read_text() == "keep me\n" and (outside / "0").is_dir()
 
 
 def test_runs_are_named_tag_slash_id(server):

@@ -129,6 +129,30 @@ def refuse_link(path):
 
 
 @contextmanager
+def folders_for(path):
+    """Make path's missing folders; when the block fails, remove those it made (a command that fails
+    changes nothing), unless something other than our lock files landed in them meanwhile."""
+    made, folder = [], Path(path).parent
+    while not folder.exists():
+        made.append(folder)
+        folder = folder.parent
+    for folder in reversed(made):
+        folder.mkdir(exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        for folder in made:
+            try:
+                for name in os.listdir(folder):
+                    if name.startswith(".") and name.endswith(".lock"):
+                        os.unlink(folder / name)
+                folder.rmdir()
+            except OSError:
+                break
+        raise
+
+
+@contextmanager
 def locked(path):
     """Hold an exclusive lock beside `path` (path + '.lock') while other writers wait."""
     path = Path(path)

@@ -117,7 +117,30 @@ def read_statistic(folder):
         raise BadRun(f"{path} is corrupt ({e})") from None
     if not isinstance(stat, dict):
         raise BadRun(f"{path} is corrupt (not a JSON object)")
+    problem = shape_problem(stat)
+    if problem:
+        raise BadRun(f"{path} is corrupt ({problem})")
     return stat
+
+
+_TEXT, _NUMBER, _WHOLE = (str,), (int, float), (int,)
+# the fields of schema 1 whose type the listings rely on: (types, may be null)
+SHAPE = {"tag": (_TEXT, False), "id": (_WHOLE, False), "status": (_TEXT, False), "commit": (_TEXT, True),
+         "subject": (_TEXT, True), "seed": (_WHOLE, True), "pid": (_WHOLE, True), "started": (_TEXT, True),
+         "ended": (_TEXT, True), "duration_s": (_NUMBER, True), "sessions": ((list,), False),
+         "host": ((dict,), False), "hyperparameters": ((dict,), False), "metrics": ((dict,), False),
+         "error": (_TEXT, True), "weights_sha256": (_TEXT, True)}
+
+
+def shape_problem(stat):
+    """What makes a parsed statistic.json unusable by the listings (a field of the wrong type), or None."""
+    for key, (types, nullable) in SHAPE.items():
+        value = stat.get(key)
+        if key not in stat or (value is None and nullable):
+            continue
+        if not isinstance(value, types) or isinstance(value, bool):
+            return f"{key!r} is {shorten(json.dumps(value), 40)}, not {'text' if types is _TEXT else types[0].__name__}"
+    return None
 
 
 def _pid_alive(pid):

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from utils.cli import UsageError, parser, project_root, shorten
 from utils.launch import git as g
-from utils.procs import stat_fields
+from utils.procs import command_line, stat_fields
 from utils.runs import allocate_id, check_tag, parse_selector, read_statistic, run_dir, run_ids, status
 from utils.statistic import run_record
 
@@ -170,13 +170,24 @@ def temporary_folder(prefix):
 
 
 def clear_leftovers():
-    """Remove the temporary folders of launchers that were killed before they could (pid gone)."""
+    """Remove the temporary folders of launchers that were killed before they could: their pid is gone
+    and no process runs from them (a training outlives a killed launcher, and goes on using its code)."""
     base = Path(tempfile.gettempdir())
-    for prefix in ("exper-code-", "exper-ranks-"):
-        for folder in base.glob(f"{prefix}*"):
-            pid = folder.name[len(prefix):].partition("-")[0]
-            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)) and not folder.is_symlink():
+    stale = []
+    for folder in base.glob("exper-code-*"):
+        pid = folder.name[len("exper-code-"):].partition("-")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)) and not folder.is_symlink():
+            stale.append(folder)
+    if stale:
+        used = _command_lines()
+        for folder in stale:
+            if not any(str(folder) in line for line in used):
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+def _command_lines():
+    return [line for line in (command_line(entry) for entry in os.listdir("/proc") if entry.isdigit()) if line] \
+        if os.path.isdir("/proc") else [""]  # without /proc, assume every folder is in use
 
 
 def _alive(pid):
@@ -204,7 +215,7 @@ def commit_code(root, commit):
 
 
 # --- starting the child
-def _forward(child, torchrun, ranks, processes_here, stopped):
+def _forward(started, torchrun, ranks, processes_here, stopped):
     """Pass SIGINT/SIGTERM on to the training processes: torchrun's workers themselves, since
     torchrun would answer with a traceback of its own and a 30 s deadline to kill them. Until
     every process here has installed its handlers (it leaves ready<rank> in the ranks folder),
@@ -214,6 +225,9 @@ def _forward(child, torchrun, ranks, processes_here, stopped):
         ready = len(list(Path(ranks).glob("ready*"))) >= processes_here
         if not ready:
             stopped.append(signum)
+        if not started:  # not started yet: launch() sees `stopped` and starts nothing
+            return
+        child = started[0]
         targets = (_descendants(child.pid) if torchrun else []) or [child.pid]
         for pid in ([child.pid, *targets] if not ready else targets):
             try:
@@ -267,7 +281,8 @@ def launch(root, code_dir, config, env):
         _check_world_size(resumed, n * int(nnodes))
     # a resumed launch that begins no session (a refused con) leaves the record alone
     sessions = len(resumed.get("sessions") or []) if resumed is not None else 0
-    ranks = temporary_folder("exper-ranks-")  # each rank leaves its outcome here (utils/train/distributed.py)
+    ranks = Path(code_dir).parent / "ranks"  # each rank leaves its outcome here (utils/train/distributed.py)
+    ranks.mkdir(exist_ok=True)
     env = {**os.environ, "EXPER_ROOT": str(root), "EXPER_RANKS_DIR": str(ranks), **env}
     torchrun = n > 1 or bool(options)
     if torchrun:
@@ -277,21 +292,23 @@ def launch(root, code_dir, config, env):
                 f"--nproc-per-node={n}", main]
     else:
         argv = [sys.executable, main]
-    stopped = []  # the signal that stopped the run before it was ready, if one did
+    stopped, started = [], []  # the signal that stopped the run before it was ready; the child
+    previous = {s: signal.signal(s, _forward(started, torchrun, ranks, n, stopped))
+                for s in (signal.SIGINT, signal.SIGTERM)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a closed terminal: the run carries on
     try:
-        # the training processes get a session of their own: a terminal's Ctrl-C reaches this process
-        # alone, which passes it on to each of them once, and a closed terminal's SIGHUP reaches none
-        child = subprocess.Popen(argv, env=env, cwd=root, start_new_session=True)
-        previous = {s: signal.signal(s, _forward(child, torchrun, ranks, n, stopped))
-                    for s in (signal.SIGINT, signal.SIGTERM)}
-        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the run carries on
-        try:
-            code = child.wait()
-        finally:
-            for s, h in previous.items():
-                signal.signal(s, h)
-        outcomes = _outcomes(ranks)
+        code, outcomes = -signal.SIGKILL, []
+        if not stopped:
+            # the training processes get a session of their own: a terminal's Ctrl-C reaches this process
+            # alone, which passes it on to each of them once, and a closed terminal's SIGHUP reaches none
+            started.append(subprocess.Popen(argv, env=env, cwd=root, start_new_session=True))
+            if stopped:  # Ctrl-C as it started
+                started[0].kill()
+            code = started[0].wait()
+            outcomes = _outcomes(ranks)
     finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
         shutil.rmtree(ranks, ignore_errors=True)
     if stopped:
         return 128 + stopped[0]
@@ -430,10 +447,11 @@ def new_run(root, tag, commit, seed, fixed, command, config):
     return folder, run_env(folder, record)
 
 
-def train_new(root, tag, commit, seed, fixed, command, code_dir, config, made_tag):
+def train_new(root, tag, commit, seed, fixed, command, code_dir, config, made_tag, started=None):
     """Take an id, record the run, train it; a run that stopped before its training began (a value
     the research's check refused, Ctrl-C while torch imports, a crash while building) leaves
-    nothing: no folder, and no tag when this command made it and no other run has it."""
+    nothing: no folder, and no tag when this command made it and no other run has it.
+    started(id_), when given, is called once the run has its id and record, before it trains."""
     try:
         folder, env = new_run(root, tag, commit, seed, fixed, command, config)
     except BaseException:
@@ -444,6 +462,8 @@ def train_new(root, tag, commit, seed, fixed, command, code_dir, config, made_ta
     seed_note = f" (seed {seed})" if command.startswith("rerun") else ""
     say(f"{command.split()[0]} {name}{seed_note}: {folder}")
     try:
+        if started is not None:
+            started(int(env["EXPER_ID"]))
         code = launch(root, code_dir, config, env)
     except BaseException:
         if not began(folder):
@@ -454,6 +474,19 @@ def train_new(root, tag, commit, seed, fixed, command, code_dir, config, made_ta
         if code in (128 + signal.SIGINT, 128 + signal.SIGTERM):
             say(f"{name} was stopped before its training began: nothing was kept", err=True)
     return code
+
+
+def train_tag(root, tag, seed, fixed, command, started=None):
+    """Train a new run of an existing tag with this seed, whatever HEAD is (rerun's path, without its
+    note and verdict), and return its exit code; started(id_) as in train_new. For commands that
+    start runs from Python (sweep); run, con and rerun keep their own paths."""
+    g.head(root)
+    commit = g.tag_commit(root, tag)
+    if commit is None:
+        raise UsageError(f"there is no git tag {tag!r}")
+    with commit_code(root, commit) as code_dir:
+        config = load_config(code_dir)
+        return train_new(root, tag, commit, seed, fixed, command, code_dir, config, False, started)
 
 
 def run_env(folder, record, resume=False):

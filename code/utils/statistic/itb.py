@@ -26,11 +26,12 @@ from datetime import datetime
 from importlib.util import find_spec
 from pathlib import Path
 
-from utils.atomic import locked, write_json
+from utils.atomic import locked, remove_own_file, write_json
 from utils.cli import UsageError, parser, project_root, warn
 from utils.procs import command_line, stat_fields
 from utils.runs import RESULT, iter_runs, parse_selector, result_dir, select, statistic_dir
 
+IMAGES_KEPT = 100_000  # per image tag and run
 START_TIMEOUT_S = 60  # TensorBoard needs a few seconds on a busy 2-core machine
 STOP_TIMEOUT_S = 10
 _WILDCARD = ("0.0.0.0", "::")
@@ -106,21 +107,40 @@ def describe(runs):
     return f"{len(runs)} run{'s' * (len(runs) != 1)} ({shown})"
 
 
+def _real_folder(path):
+    """path as a folder of our own: a link planted in its place is removed (never followed), then made."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        remove_own_file(path)
+    path.mkdir(exist_ok=True)
+    return path
+
+
 def link_runs(root, farm, runs):
-    """Make farm/<tag>/<id> point at each run's tensorboard folder (relative links); drop others."""
-    farm.mkdir(parents=True, exist_ok=True)
+    """Make farm/<tag>/<id> point at each run's tensorboard folder (relative links); drop others.
+
+    Only links are removed, and only inside folders that are the server's own: a link planted
+    where a folder should be is itself removed, so nothing outside the project is touched."""
+    _real_folder(farm.parent)
+    _real_folder(farm)
     for name in runs:
         tag, id_ = name.split("/")
-        link = farm / tag / id_
-        link.parent.mkdir(exist_ok=True)
+        link = _real_folder(farm / tag) / id_
         target = os.path.relpath(root / RESULT / tag / id_ / "tensorboard", link.parent)
+        if os.path.lexists(link) and (not link.is_symlink() or os.readlink(link) != target):
+            if link.is_dir() and not link.is_symlink():
+                shutil.rmtree(link)
+            else:
+                remove_own_file(link)
         if not os.path.lexists(link):
             os.symlink(target, link)
         if not link.exists():
             warn(f"{name} has no tensorboard/ folder yet: it shows once the run writes one")
-    for tag_dir in farm.iterdir():
-        for link in tag_dir.iterdir():
-            if f"{tag_dir.name}/{link.name}" not in runs:
+    for tag_dir in list(farm.iterdir()):
+        if tag_dir.is_symlink() or not tag_dir.is_dir():
+            remove_own_file(tag_dir)
+            continue
+        for link in list(tag_dir.iterdir()):
+            if f"{tag_dir.name}/{link.name}" not in runs and link.is_symlink():
                 link.unlink()
         if not any(tag_dir.iterdir()):
             tag_dir.rmdir()
@@ -133,7 +153,10 @@ def start(root, selection, runs, host):
     farm, tmp, log = folder / "runs", folder / "tmp", folder / "log"
     tmp.mkdir()
     link_runs(root, farm, runs)
+    # every image a run wrote (TensorBoard keeps 10 per tag unless told; its "0 means all" shows none in
+    # some releases, so a count no run reaches)
     command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(farm), "--host", host, "--port", "0",
+               "--samples_per_plugin", f"images={IMAGES_KEPT}",
                "--window_title", f"{root.name}: {' '.join(selection) or 'all runs'}"]
     with open(log, "ab") as out:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,

@@ -8,10 +8,11 @@ import gc
 import json
 import os
 import re
+from pathlib import Path
 
-from utils.atomic import locked, write_text
+from utils.atomic import folders_for, locked, refuse_link, write_text
 from utils.cli import UsageError, shorten, warn
-from utils.runs import BadRun, parse_selector, read_statistic, result_dir, statistic_dir
+from utils.runs import BadRun, parse_selector, read_statistic, result_dir, shape_problem, statistic_dir
 
 DEFAULT = "record"
 FINISHED = "finished"
@@ -35,6 +36,17 @@ def shown(root, path):
     return os.path.relpath(path, root)
 
 
+def read_text(path, where):
+    """A list's or title's text; one error naming the line when it is not UTF-8 (FileNotFoundError passes)."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise UsageError(f"{where}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x}); "
+                         "fix or delete that line") from None
+
+
 def parse_list(text, where):
     """[(tag, id), ...] in file order; a malformed line is an error naming `where` and the line."""
     runs = []
@@ -52,11 +64,50 @@ def parse_list(text, where):
     return runs
 
 
+def catch_up_finished(root):
+    """Add to finished.txt the finished runs it lacks: a run killed between writing its last record
+    and appending itself, or one whose append failed (a full or read-only __statistic__). Only runs
+    whose statistic.json changed after finished.txt did are read, so this costs a stat per run."""
+    path = list_path(root, FINISHED)
+    try:
+        since = path.stat().st_mtime_ns
+    except FileNotFoundError:
+        since = 0
+    result, late = result_dir(root), []
+    for tag in (n for n in _names(result) if not n.startswith((".", "_"))):
+        for id_ in (n for n in _names(result / tag) if n.isdigit()):
+            try:
+                changed = os.stat(result / tag / id_ / "statistic.json").st_mtime_ns
+            except OSError:
+                continue
+            if changed > since:
+                try:
+                    stat = read_statistic(result / tag / id_)
+                except BadRun:
+                    continue
+                if stat.get("status") == "finished":
+                    late.append((str(stat.get("ended") or ""), tag, int(id_)))
+    if late:
+        try:
+            add_runs(root, FINISHED, [(tag, id_) for _, tag, id_ in sorted(late)])
+        except OSError as e:
+            warn(f"could not add finished runs to {shown(root, path)}: {e.strerror or e}")
+
+
+def _names(folder):
+    try:
+        return os.listdir(folder)
+    except OSError:
+        return []
+
+
 def read_list(root, name):
     """The list's runs in order, without duplicates. A missing list is an error."""
+    if name == FINISHED:
+        catch_up_finished(root)
     path = list_path(root, name)
     try:
-        text = path.read_text()
+        text = read_text(path, shown(root, path))
     except FileNotFoundError:
         hint = "runs add themselves when they finish" if name == FINISHED else f"`record <tag> -l {name}` makes it"
         raise UsageError(f"no list {shown(root, path)} yet; {hint}") from None
@@ -68,6 +119,7 @@ def read_list(root, name):
 
 def last_finished(root):
     """The most recently finished run: the last entry of finished.txt."""
+    catch_up_finished(root)  # makes finished.txt when runs finished without it
     runs = read_list(root, FINISHED) if list_path(root, FINISHED).exists() else []
     if not runs:
         raise UsageError("no finished run yet; name the runs to add, as in `record <tag>[/<id>]`")
@@ -77,10 +129,10 @@ def last_finished(root):
 def add_runs(root, name, runs):
     """Append the runs not yet in the list; return those added. A malformed list is left as it is."""
     path = list_path(root, name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with locked(path):
+    with folders_for(path), locked(path):
+        refuse_link(path)  # a list is the project's own file: never written through a link
         try:
-            text = path.read_text()
+            text = read_text(path, shown(root, path))
         except FileNotFoundError:
             text = ""
         present = set(parse_list(text, shown(root, path)))
@@ -99,7 +151,7 @@ def _read(folder):
             stat = json.loads(f.read())
     except (OSError, ValueError):
         stat = None
-    return stat if isinstance(stat, dict) else read_statistic(folder)  # it says what is wrong
+    return stat if isinstance(stat, dict) and not shape_problem(stat) else read_statistic(folder)  # it says why
 
 
 def read_runs(root, name):

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-from utils.atomic import write_bytes
+from utils.atomic import folders_for, write_bytes
 from utils.cli import UsageError, parser, project_root, warn
 from utils.runs import parse_selector, run_ids, statistic_dir, tags
 from utils.statistic.lists import check_name, shown
@@ -240,8 +240,8 @@ def save(figure, path):
 
     data = io.BytesIO()
     figure.savefig(data, format=path.suffix.lower()[1:], dpi=DPI)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes(path, data.getvalue())
+    with folders_for(path):
+        write_bytes(path, data.getvalue())
 
 
 def main(argv):

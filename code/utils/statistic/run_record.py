@@ -11,7 +11,7 @@ import socket
 import sys
 from datetime import datetime, timezone
 
-from utils.atomic import write_json
+from utils.atomic import plain_json, write_json
 
 SCHEMA = 1
 PLAIN = (type(None), bool, int, float, str)
@@ -78,9 +78,9 @@ def hyperparameters(module):
 
 
 def _canonical(value):
-    """One text per value as a run records it: tuples read as lists (JSON has no tuples) and NaN
-    equals NaN, so a config compares equal to itself after a trip through statistic.json."""
-    return json.dumps(value, sort_keys=True, allow_nan=True, ensure_ascii=False, default=repr)
+    """One text per value as a run records it: tuples read as lists (JSON has no tuples), NaN and
+    the infinities as statistic.json writes them, so a config equals itself after a trip through it."""
+    return json.dumps(plain_json(value), sort_keys=True, ensure_ascii=False, default=repr)
 
 
 def config_changes(old, new, values=True):

@@ -13,7 +13,7 @@ import csv
 import io
 import math
 
-from utils.atomic import write_text
+from utils.atomic import folders_for, write_text
 from utils.cli import UsageError, parser, project_root, warn
 from utils.runs import statistic_dir, status
 from utils.statistic.columns import headers, number, resolve, text, where
@@ -88,10 +88,35 @@ def equal_columns(rows, columns):
     return {j for j in columns if all(r[j] == rows[0][j] for r in rows)}
 
 
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet evaluates at the start of a cell
+
+
+def spreadsheet_safe(cell):
+    """A text cell a spreadsheet would run as a formula (=HYPERLINK(...), +cmd|...) gets a leading ',
+    which shows it as the text it is; numbers, and text that is a number, stay as they are."""
+    if isinstance(cell, str) and cell.startswith(_FORMULA) and number(cell) is None:
+        return "'" + cell
+    return cell
+
+
+class _SafeWriter:
+    """csv.writer whose text cells cannot become formulas in a spreadsheet."""
+
+    def __init__(self, out):
+        self.writer = csv.writer(out, lineterminator="\n")
+
+    def writerow(self, row):
+        self.writer.writerow([spreadsheet_safe(text(c) if isinstance(c, (list, dict)) else c) for c in row])
+
+    def writerows(self, rows):
+        for row in rows:
+            self.writerow(row)
+
+
 def csv_text(header, rows, aggregate):
     """The CSV: full keys as headers; a grouped metric becomes three columns: mean, std, n."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = _SafeWriter(out)
     if not any(aggregate):
         writer.writerow(header)
         writer.writerows(rows)
@@ -179,8 +204,8 @@ def main(argv):
     if title_text is not None:
         write_title(root, name, title_text)
     path = statistic_dir(root) / "table" / f"{name}.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text(path, csv_text(header, rows, [args.group and aggregated(k) for k in header]))
+    with folders_for(path):
+        write_text(path, csv_text(header, rows, [args.group and aggregated(k) for k in header]))
     limit = len(rows) if args.all else SHOWN_ROWS
     print_table(headers(header), rows[:limit], args.format, args.group)
     if len(rows) > limit:

@@ -10,10 +10,10 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from utils.atomic import write_text
+from utils.atomic import folders_for, write_text
 from utils.cli import UsageError, parser, project_root
 from utils.runs import statistic_dir
-from utils.statistic.lists import DEFAULT, check_name, read_runs, shown
+from utils.statistic.lists import DEFAULT, check_name, read_runs, read_text, shown
 
 META = ("status", "seed", "commit", "started", "duration_s")  # the top-level fields worth a column
 SECTIONS = ("hyperparameters", "metrics")
@@ -49,7 +49,8 @@ def keys_of(stats):
 
 
 def check_key(key, where):
-    if not isinstance(key, str) or not key.strip() or key.startswith("/") or key.endswith("/"):
+    section, slash, name = key.partition("/") if isinstance(key, str) else ("", "", "")
+    if not isinstance(key, str) or not key.strip() or not section or (slash and not name):
         raise UsageError(f'{where}: {json.dumps(key)} is not a key such as "metrics/val/acc"; fix or delete that line')
     return key
 
@@ -93,6 +94,9 @@ def parse_title(text, where):
 
     try:
         keys = json5.loads(text)
+    except RecursionError:
+        raise UsageError(f"{where}: nested too deep to be a list of keys; fix it, or delete the file and run "
+                         "`title` again") from None
     except ValueError as e:
         line = re.match(r"<string>:(\d+) (.*)", str(e))
         at = f"{where}:{line.group(1)}: {line.group(2)}" if line else f"{where}: {e}"
@@ -112,7 +116,7 @@ def read_title(root, name):
     """The title NAME, or None when there is none."""
     path = title_path(root, name)
     try:
-        text = path.read_text()
+        text = read_text(path, shown(root, path))
     except FileNotFoundError:
         return None
     return parse_title(text, shown(root, path))
@@ -159,8 +163,8 @@ def plan_title(root, name, stats):
 
 def write_title(root, name, text):
     path = title_path(root, name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text(path, text)
+    with folders_for(path):
+        write_text(path, text)
 
 
 def build_parser():

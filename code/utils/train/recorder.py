@@ -21,9 +21,9 @@ import traceback
 import torch
 from tqdm import tqdm
 
-from utils.atomic import append_line
-from utils.runs import STATISTIC, BadRun, read_statistic
+from utils.runs import BadRun, read_statistic
 from utils.statistic import run_record
+from utils.statistic.lists import FINISHED, add_runs
 from utils.train import checkpoint
 from utils.train.background import Background
 from utils.train.errors import error_text, says_all
@@ -181,12 +181,11 @@ class Recorder:
         self.record["weights_sha256"] = sha
         self._end("finished")
         if not self.args.tag.startswith("_"):  # scratch runs are never listed
-            finished = os.path.join(self.args.root, STATISTIC, "exper-list", "finished.txt")
             try:
-                append_line(finished, f"{self.args.tag}/{self.args.id}")
-            except OSError as e:  # the run is finished all the same; listings add it when they next read the list
-                log.warning("warning: could not add %s/%s to %s: %s", self.args.tag, self.args.id, finished,
-                            e.strerror or e)
+                add_runs(self.args.root, FINISHED, [(self.args.tag, self.args.id)])
+            except OSError as e:  # the run is finished all the same; the next reader of the list adds it
+                log.warning("warning: could not add %s/%s to finished.txt: %s: %s", self.args.tag, self.args.id,
+                            e.filename, e.strerror or e)
 
     def rows_tb_only(self, step, values):
         """Scalars at a step that metrics.csv has no row for (the test split's, at the run's end)."""

@@ -67,12 +67,9 @@ def _shown(value):
 
 def _set_epoch(loader, epoch):
     """Tell the loader's samplers the epoch (DistributedSampler and the like draw their order from it)."""
-    batch_sampler = getattr(loader, "batch_sampler", None)
-    done = []
-    for owner in (loader, getattr(loader, "sampler", None), batch_sampler, getattr(batch_sampler, "sampler", None)):
-        if hasattr(owner, "set_epoch") and all(owner is not d for d in done):
-            owner.set_epoch(epoch)
-            done.append(owner)
+    for part in state.parts(loader):
+        if hasattr(part, "set_epoch"):
+            part.set_epoch(epoch)
 
 
 class Run:

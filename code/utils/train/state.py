@@ -58,13 +58,24 @@ def _tuples(value):
     return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
+def parts(loader):
+    """The loader and the samplers inside it, each once: its sampler and batch sampler, and theirs
+    (a BatchSampler over a DistributedSampler, handed over as sampler= or batch_sampler=)."""
+    found, todo = [], [loader]
+    while todo:
+        part = todo.pop(0)
+        if part is not None and all(part is not f for f in found):
+            found.append(part)
+            todo += [getattr(part, "sampler", None), getattr(part, "batch_sampler", None)]
+    return found
+
+
 def generators(loader):
     """The torch.Generators a DataLoader draws from when an epoch's iterator is made: its own and
-    its sampler's (DataLoader(shuffle=True, generator=g) gives g to its RandomSampler)."""
+    its samplers' (DataLoader(shuffle=True, generator=g) gives g to its RandomSampler)."""
     found = []
-    for owner in (loader, getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None),
-                  getattr(getattr(loader, "batch_sampler", None), "sampler", None)):
-        g = getattr(owner, "generator", None)
+    for part in parts(loader):
+        g = getattr(part, "generator", None)
         if isinstance(g, torch.Generator) and all(g is not f for f in found):
             found.append(g)
     return found
