@@ -178,16 +178,11 @@ def clear_leftovers():
         pid = folder.name[len("exper-code-"):].partition("-")[0]
         if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)) and not folder.is_symlink():
             stale.append(folder)
-    if stale:
-        used = _command_lines()
+    if stale and os.path.isdir("/proc"):  # without /proc, no telling whether a training still runs from them
+        used = [line for line in (command_line(entry) for entry in os.listdir("/proc") if entry.isdigit()) if line]
         for folder in stale:
             if not any(str(folder) in line for line in used):
                 shutil.rmtree(folder, ignore_errors=True)
-
-
-def _command_lines():
-    return [line for line in (command_line(entry) for entry in os.listdir("/proc") if entry.isdigit()) if line] \
-        if os.path.isdir("/proc") else [""]  # without /proc, assume every folder is in use
 
 
 def _alive(pid):
