@@ -23,6 +23,8 @@ DERIVED = {}  # values computed from the means, e.g. {"val/ppl": (math.exp, "val
 def check(args):
     """The example's own config values, as sentences (the template checks the keys it reads itself)."""
     problems = []
+    if args.dataset != "digits":
+        problems.append(f"dataset must be 'digits' (the one dataloader.py prepares), not {args.dataset!r}")
     if args.optimizer not in ("sgd", "adamw"):
         problems.append(f"optimizer must be 'sgd' or 'adamw', not {args.optimizer!r}")
     if not (isinstance(args.dropout, (int, float)) and 0 <= args.dropout < 1):

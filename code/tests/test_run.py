@@ -177,7 +177,8 @@ def test_dirty_tree_refused(project, change):
         (project / "code" / "model.py").write_text((project / "code" / "model.py").read_text() + "# edit\n")
         if change == "stage":
             git(project, "add", "-A")
-    refused(project, "run dirty", "commit them")
+    path = "new.py" if change == "untracked" else "code/model.py"
+    refused(project, "run dirty", f"would run without being recorded ({path}); commit them")
 
 
 @pytest.mark.parametrize("tag", ["a b", "a;touch x", "-f", "_hidden", "a/b", "..", "x..y", "$(touch x)", "`touch x`",

@@ -71,7 +71,7 @@ def data_lines(out):
     """The rows of a `simple` terminal table (below the ---- rule)."""
     lines = out.splitlines()
     rule = next(i for i, line in enumerate(lines) if line.startswith("---"))
-    return [line for line in lines[rule + 1:] if line and not line.startswith("...")]
+    return [line for line in lines[rule + 1:] if line and not line.startswith(("...", "wrote "))]
 
 
 # --- record -----------------------------------------------------------------------------
@@ -119,7 +119,7 @@ def test_record_without_runs_takes_the_last_finished(root, capsys):
 
 
 def test_record_without_runs_and_nothing_finished_is_an_error(root, capsys):
-    make_run(root, "a", 0)
+    make_run(root, "a", 0, status="crashed")
     code, _, err = run(capsys, "record")
     assert code == 1 and "no finished run yet" in err
     assert not list_file(root).exists()
@@ -283,10 +283,12 @@ def test_table_csv_holds_every_run_with_the_title_columns(root, capsys):
     assert rows[3] == ["small", "0", "finished", "9", commit, started, "200.0", "0.003", "100", "[]", "False",
                        "0.3", "0.5", "0.7"]
     assert rows[4] == ["wide", "0", "crashed", "10", commit, started, "", "0.03", "10", "", "", "0.9", "", ""]
-    lines = out.splitlines()
-    assert lines[0].split() == ["tag", "id", "status", "seed", "commit", "started", "duration_s", "lr", "batch_size",
-                                "aug", "amp", "train/loss", "val/loss", "acc"]
-    assert data_lines(out)[3].split() == ["wide", "0", "crashed", "10", commit, started, "0.03", "10", "0.9"]
+    lines = out.splitlines()  # on the terminal: the columns equal in every row in one line, short commit and time
+    assert lines[0] == "equal in every row: commit ababababab, started 2026-11-22 10:00"
+    assert lines[1].split() == ["tag", "id", "status", "seed", "duration_s", "lr", "batch_size", "aug", "amp",
+                                "train/loss", "val/loss", "acc"]
+    assert data_lines(out)[3].split() == ["wide", "0", "crashed", "10", "0.03", "10", "0.9"]
+    assert run(capsys, "table", "--full")[1].splitlines()[0].split()[4:6] == ["commit", "started"]
 
 
 def test_headers_are_the_shortest_unambiguous_suffix():
@@ -304,7 +306,8 @@ def test_commented_title_lines_hide_columns_and_order_is_the_titles(root, capsys
     assert code == 0 and "keys of these runs are not in __statistic__/title/record.json" in err
     assert read_csv(root)[0] == ["tag", "id", "metrics/val/acc", "hyperparameters/lr"]
     assert run(capsys, "table", "-w", "status=crashed")[0] == 0  # a hidden column still filters
-    assert read_csv(root)[1:] == [["wide", "0", "", "0.03"]]
+    assert read_csv(root, "record.view")[1:] == [["wide", "0", "", "0.03"]]
+    assert len(read_csv(root)) == 5  # the list's own table keeps every run
 
 
 @pytest.mark.parametrize(("argv", "ids"), [
@@ -333,13 +336,16 @@ def test_table_sort_and_where(root, capsys, argv, ids):
     known_runs(root, capsys)
     code, out, _ = run(capsys, "table", *argv)
     assert code == 0
-    assert [f"{row[0]}/{row[1]}" for row in read_csv(root)[1:]] == ids
+    assert [f"{row[0]}/{row[1]}" for row in read_csv(root, "record.view")[1:]] == ids
     assert [" ".join(line.split()[:2]) for line in data_lines(out)] == [i.replace("/", " ") for i in ids]
+    assert out.splitlines()[-1] == "wrote __statistic__/table/record.view.csv (every run of the list: " \
+                                   "__statistic__/table/record.csv)"
+    assert len(read_csv(root)) == 5
 
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["-s", "nope"], "no column 'nope'"),
-    (["-s", "loss"], "column 'loss' is ambiguous: it may be train/loss, val/loss"),
+    (["-s", "loss"], "column 'loss' is ambiguous: it may be metrics/train/loss or metrics/val/loss; type the one"),
     (["-w", "lr"], "--where 'lr': write <column><op><value>"),
     (["-w", "nope=1"], "no column 'nope'"),
     (["--format", "nope"], "--format 'nope' is not a table format"),
@@ -359,7 +365,7 @@ def test_hide_equal_drops_columns_equal_in_every_row(root, capsys):
     known_runs(root, capsys)
     code, out, _ = run(capsys, "table", "-e", "-w", "status=finished")
     assert code == 0
-    assert read_csv(root)[0] == ["tag", "id", "seed", "duration_s", "hyperparameters/lr",
+    assert read_csv(root, "record.view")[0] == ["tag", "id", "seed", "duration_s", "hyperparameters/lr",
                                  "hyperparameters/batch_size", "hyperparameters/aug", "hyperparameters/amp",
                                  "metrics/train/loss", "metrics/val/loss", "metrics/val/acc"]
     assert out.splitlines()[0].split() == ["tag", "id", "seed", "duration_s", "lr", "batch_size", "aug", "amp",
@@ -373,11 +379,11 @@ def test_group_gives_mean_and_sample_std_per_tag(root, capsys):
     run(capsys, "record", "base")
     code, out, _ = run(capsys, "table", "-g")
     assert code == 0
-    rows = read_csv(root)
-    assert rows[0][:8] == ["tag", "n", "status", "seed", "commit", "started", "duration_s", "duration_s std"]
+    rows = read_csv(root, "record.grouped")
+    assert rows[0][:8] == ["tag", "n", "runs", "status", "seed", "commit", "started", "duration_s"]
     column = {name: j for j, name in enumerate(rows[0])}
     base = rows[1]
-    assert base[0] == "base" and base[1] == "3"
+    assert base[:3] == ["base", "3", "3"]
     assert base[column["seed"]] == "(3 values)" and base[column["hyperparameters/lr"]] == "0.1"
     # train/loss over 0.5, 0.4, 0.6: mean 0.5; sample std sqrt((0 + 0.01 + 0.01) / 2) = 0.1
     assert float(base[column["metrics/train/loss"]]) == pytest.approx(0.5)
@@ -390,7 +396,7 @@ def test_group_gives_mean_and_sample_std_per_tag(root, capsys):
     assert float(base[column["metrics/val/acc std"]]) == pytest.approx(math.sqrt(0.005))
     assert base[column["metrics/val/acc n"]] == "2"
     small = rows[2]  # one run: its values, no std
-    assert small[:2] == ["small", "1"] and small[column["metrics/val/acc"]] == "0.7"
+    assert small[:3] == ["small", "1", "1"] and small[column["metrics/val/acc"]] == "0.7"
     assert small[column["metrics/val/acc std"]] == "" and small[column["metrics/val/acc n"]] == "1"
     assert rows[3][column["metrics/val/acc"]] == "" and rows[3][column["metrics/val/acc n"]] == ""
     terminal = data_lines(out)[0]
@@ -401,8 +407,26 @@ def test_group_with_where_and_sort_by_mean(root, capsys):
     known_runs(root, capsys)
     code, out, _ = run(capsys, "table", "-g", "-w", "status=finished", "-s", "val/acc", "--desc", "-e")
     assert code == 0
-    assert [row[:2] for row in read_csv(root)[1:]] == [["base", "2"], ["small", "1"]]
+    assert [row[:2] for row in read_csv(root, "record.grouped")[1:]] == [["base", "2"], ["small", "1"]]
     assert data_lines(out)[0].split()[:2] == ["base", "2"]
+
+
+def test_group_counts_seeds_and_folds_reruns_of_one(root, capsys):
+    """Three identical reruns of one seed and one other seed: n=2, not 4, and the std is over the two."""
+    for id_, (seed, value) in enumerate([(7, 0.4366597097685470), (7, 0.4366597097685470), (7, 0.4366597097685470),
+                                         (8, 0.5)]):
+        make_run(root, "same", id_, seed=seed, metrics={"val/acc": value})
+    for id_ in range(3):  # equal values whose sum is not exact: the std is floating-point noise
+        make_run(root, "noise", id_, seed=id_, metrics={"val/acc": 0.1 + 0.2 if id_ else 0.30000000000000004})
+    run(capsys, "record", "same", "noise")
+    code, out, _ = run(capsys, "table", "-g")
+    assert code == 0
+    rows = read_csv(root, "record.grouped")
+    column = {name: j for j, name in enumerate(rows[0])}
+    same = rows[1]
+    assert same[:3] == ["same", "2", "4"]
+    assert float(same[column["metrics/val/acc std"]]) == pytest.approx(math.sqrt(2) * (0.5 - 0.43665970976854700) / 2)
+    assert "0.3 ± 0" in data_lines(out)[1] and "e-17" not in out
 
 
 def test_mean_std_and_its_display():
@@ -413,6 +437,7 @@ def test_mean_std_and_its_display():
     assert group_module.show(group_module.Mean(0.91234, 0.00456, 3)) == "0.9123 ± 0.0046"
     assert group_module.show(group_module.Mean(1234.5, 12.3, 3)) == "1234 ± 12"
     assert group_module.show(group_module.Mean(10, 0.0, 3)) == "10 ± 0"
+    assert group_module.show(group_module.Mean(0.436659709768547066, 6.2e-17, 4)) == "0.43666 ± 0"
     assert group_module.show(group_module.Mean(0.5, None, 1)) == "0.5"
 
 
@@ -471,7 +496,7 @@ def test_running_and_dead_runs_show_their_status(root, capsys):
         assert [row[2] for row in rows[1:]] == ["running", "dead", "crashed"]
         assert [line.split()[2] for line in data_lines(out)] == ["running", "dead", "crashed"]
         run(capsys, "table", "-w", "status=dead")
-        assert [row[:3] for row in read_csv(root)[1:]] == [["live", "1", "dead"]]
+        assert [row[:3] for row in read_csv(root, "record.view")[1:]] == [["live", "1", "dead"]]
     finally:
         alive.kill()
         alive.wait()
@@ -532,7 +557,7 @@ def test_a_real_run_records_and_tables(project):
     done = sh(project, "record && title && table -g --format github")  # record alone: the run just finished
     assert done.returncode == 0, done.stderr
     assert "added t/0 to __statistic__/exper-list/record.txt" in done.stdout
-    with open(project / "__statistic__" / "table" / "record.csv", newline="") as f:
+    with open(project / "__statistic__" / "table" / "record.grouped.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [(r["tag"], r["n"], r["status"]) for r in rows] == [("t", "1", "finished")]
     stat = json.loads((project / "__result__" / "t" / "0" / "statistic.json").read_text())

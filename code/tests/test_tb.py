@@ -53,12 +53,12 @@ def test_scalars_are_one_event_equal_to_the_proto(tmp_path):
 
 
 def test_scalar_rows_are_an_event_per_row_without_step_and_empty_cells(tmp_path):
-    """The recorder's path: metrics.csv's rows, "step" as the event's step, None cells left out."""
+    """The recorder's path: metrics.csv's rows, "step" as the event's step, None cells and "epoch" left out."""
     rows = [{"epoch": 0, "step": 10, "train/loss_step": 0.5, "lr": None},
             {"epoch": 1, "step": 20_000, "val/acc": 0.75, "train/loss_step": None}]
     with tb.EventWriter(tmp_path) as w:
         w.scalar_rows(rows, wall_time=4.5)
-    written = {10: [("epoch", 0), ("train/loss_step", 0.5)], 20_000: [("epoch", 1), ("val/acc", 0.75)]}
+    written = {10: [("train/loss_step", 0.5)], 20_000: [("val/acc", 0.75)]}  # epoch is an axis, not a scalar
     assert events(tmp_path)[2:] == [
         event_pb2.Event(wall_time=4.5, step=step, summary=summary_pb2.Summary(
             value=[summary_pb2.Summary.Value(tag=t, simple_value=v) for t, v in values]))

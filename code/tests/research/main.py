@@ -21,6 +21,8 @@ def check(args):
     problems = []
     if not 0 <= args.dropout < 1:
         problems.append(f"dropout must be from 0 up to (not including) 1, not {args.dropout!r}")
+    if not isinstance(args.fail_while, str) or args.fail_rank < -1:
+        problems.append("fail_while must be a file name (or empty) and fail_rank a rank or -1")
     return problems
 
 

@@ -83,7 +83,8 @@ def fresh_seed():
 def require_clean(root):
     changes = g.dirty(root)
     if changes:
-        shown = ", ".join(line[3:] for line in changes.splitlines()[:5])
+        shown = ", ".join(shorten(path, 60) for path in changes[:5]) + (f" and {len(changes) - 5} more"
+                                                                         if len(changes) > 5 else "")
         raise UsageError(f"the work tree has changes that would run without being recorded ({shown}); "
                          "commit them (or add them to .gitignore) first")
 
@@ -434,6 +435,7 @@ def new_run(root, tag, commit, seed, fixed, command, config):
     record["branch"] = g.branch(root) if g.head(root) == commit else None
     record["detached"] = record["branch"] is None  # a detached HEAD, or rerun's copy of another commit
     record["host"] = run_record.host_info()
+    record["started"] = run_record.now()  # listings show when it started, before its session begins
     try:
         run_record.write(folder, record)
     except BaseException:

@@ -46,8 +46,17 @@ def tag_commit(root, tag):
 
 
 def dirty(root):
-    """What `git status` shows as modified, staged, or untracked and not ignored."""
-    return git(root, "status", "--porcelain", "--untracked-files=all")
+    """The paths `git status` shows as modified, staged, or untracked and not ignored."""
+    out = git(root, "status", "--porcelain", "-z", "--untracked-files=all", check=False)
+    if out.returncode:
+        git(root, "status", "--porcelain")  # raises with git's own words
+    entries, paths = iter(out.stdout.split("\0")), []
+    for entry in entries:
+        if len(entry) > 3:  # "XY path"
+            paths.append(entry[3:])
+            if "R" in entry[:2] or "C" in entry[:2]:
+                next(entries, None)  # a rename's or copy's source follows, with no status of its own
+    return paths
 
 
 def subject(root, commit):

@@ -63,8 +63,10 @@ def verdict(root, tag, new_id):
     if not earlier:
         return (f"{tag}/{new_id}: no earlier finished run of {tag} with seed {new.get('seed')} to compare with "
                 f"(`rerun {tag}/<id>` reuses that run's seed)")
+    envs = [environment_changes(new, old) for _, old in earlier]
+    once = all(env == envs[0] for env in envs)  # the usual case: say it once, after every run's verdict
     lines = []
-    for id_, old in earlier:
+    for (id_, old), env in zip(earlier, envs, strict=True):
         metrics = _changes(new.get("metrics") or {}, old.get("metrics") or {})
         same_weights = new.get("weights_sha256") == old.get("weights_sha256")
         exact = same_weights and not metrics
@@ -74,8 +76,16 @@ def verdict(root, tag, new_id):
             lines.append(f"differs from {tag}/{id_}:")
             lines += [] if same_weights else ["  weights_sha256 differs"]
             lines += [f"  {m}" for m in metrics]
-        env = environment_changes(new, old)
-        lines += [f"  recorded differently: {e}" for e in env]
-        if not env and not exact:  # nothing explains it: nondeterminism the settings did not catch
-            lines.append("  recorded the same: commit, config, machine and software")
+        if not once:
+            lines += _explained(env, exact)
+    if once:
+        exact_all = all(line.startswith("reproduced") for line in lines if not line.startswith("  "))
+        lines += _explained(envs[0], exact_all)
     return "\n".join(lines)
+
+
+def _explained(env, exact):
+    lines = [f"  recorded differently: {e}" for e in env]
+    if not env and not exact:  # nothing explains it: nondeterminism the settings did not catch
+        lines.append("  recorded the same: commit, config, machine and software")
+    return lines

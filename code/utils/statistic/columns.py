@@ -30,16 +30,21 @@ def headers(keys):
     return [next((s for s in _suffixes(key) if ends[s] == 1), key) for key in keys]
 
 
-def resolve(name, keys):
-    """The key a user means by `name`: a full key, else the one key ending in /name."""
+def resolve(name, keys, shown=None):
+    """The key a user means by `name`: a header shown on screen (shown: header -> key), a full key, else
+    the one key ending in /name; when a hyperparameter and a metric both end so, the hyperparameter."""
+    if shown and name in shown:
+        return shown[name]
     if name in keys:
         return name
     matches = [key for key in keys if key.endswith("/" + name)]
+    if len(matches) > 1:
+        chosen = [key for key in matches if key.startswith("hyperparameters/")]
+        matches = chosen if len(chosen) == 1 else matches
     if len(matches) == 1:
         return matches[0]
     if matches:
-        raise UsageError(f"column {name!r} is ambiguous: it may be {', '.join(headers(matches))}; "
-                         "name more of it, as in " + matches[0])
+        raise UsageError(f"column {name!r} is ambiguous: it may be {' or '.join(matches)}; type the one you mean")
     raise UsageError(f"no column {name!r}; the columns are: {', '.join(headers(keys))}")
 
 
@@ -60,13 +65,13 @@ def text(value):
     return "" if value is None else repr(value) if isinstance(value, float) else str(value)
 
 
-def where(condition, keys):
+def where(condition, keys, shown=None):
     """'lr<0.01' -> (key, test): test(cell) tells whether a row's value meets the condition."""
     m = _CONDITION.fullmatch(condition)
     if not m:
         raise UsageError(f"--where {condition!r}: write <column><op><value>, op one of = != < <= > >=, "
                          "as in --where 'lr<0.01'")
-    key, op, wanted = resolve(m.group(1), keys), OPERATORS[m.group(2)], m.group(3)
+    key, op, wanted = resolve(m.group(1), keys, shown), OPERATORS[m.group(2)], m.group(3)
     wanted_number = number(wanted)
 
     def test(cell):

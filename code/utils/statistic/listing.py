@@ -3,11 +3,14 @@
 Both read __result__ alone (no git, no torch). A run still marked `running` whose process is
 gone shows as `dead`.
 """
+import os
+import time
 from collections import Counter
+from datetime import datetime
 
 from tabulate import tabulate
 
-from utils.cli import parser, project_root, warn
+from utils.cli import parser, project_root, shorten, warn
 from utils.runs import BadRun, iter_runs, read_statistic, run_dir, select, status, tags
 
 
@@ -41,7 +44,7 @@ def expls_main(argv):
             continue
         runs = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
         rows.append([tag, runs, (newest.get("commit") or "")[:10], _date(newest.get("started")),
-                     newest.get("subject") or ""])
+                     shorten(newest.get("subject") or "", 60)])
     if not rows:
         print("no runs yet: `run <tag> -f` starts one")
         return 0
@@ -81,10 +84,38 @@ def expels_main(argv):
     rows = []
     for id_, r in records:
         m = r.get("metrics", {})
-        epochs = m.get("epoch", "")
-        total = (r.get("hyperparameters") or {}).get("epochs")
-        rows.append([id_, status(r), r.get("seed"), _date(r.get("started")), _duration(r.get("duration_s")),
-                     f"{epochs}/{total}" if total else epochs, *(_number(m.get(k)) for k in keys)])
-    print(tabulate(rows, ["id", "status", "seed", "start", "duration", "epochs", *keys], tablefmt="simple",
+        rows.append([id_, status(r), r.get("seed"), _date(r.get("started")),
+                     _duration(duration(r, run_dir(root, a.tag.partition("/")[0], id_))), _progress(r),
+                     *(_number(m.get(k)) for k in keys)])
+    print(tabulate(rows, ["id", "status", "seed", "start", "duration", "progress", *keys], tablefmt="simple",
                    disable_numparse=True))
     return 0
+
+
+def _progress(record):
+    """How far the run got: epochs of the epochs it trains, or steps of its max_steps."""
+    metrics, config = record.get("metrics") or {}, record.get("hyperparameters") or {}
+    if config.get("max_steps"):
+        return f"step {metrics.get('step', 0)}/{config['max_steps']}"
+    total = config.get("epochs")
+    return f"epoch {metrics.get('epoch', 0)}/{total}" if total else str(metrics.get("epoch", ""))
+
+
+def duration(record, folder):
+    """Seconds the run trained: its record's duration_s once it ended; while it runs, or once its process
+    died without a word, the sessions so far, the last one up to now or to its last written record."""
+    if record.get("status") != "running" and record.get("duration_s") is not None:
+        return record["duration_s"]
+    total = 0.0
+    for session in record.get("sessions") or []:
+        try:
+            start = datetime.fromisoformat(session["started"]).timestamp()
+            if session.get("ended"):
+                total += datetime.fromisoformat(session["ended"]).timestamp() - start
+            elif status(record) == "dead":
+                total += os.stat(os.path.join(folder, "statistic.json")).st_mtime - start
+            else:
+                total += time.time() - start
+        except (KeyError, TypeError, ValueError, OSError):
+            continue
+    return total if record.get("sessions") else None

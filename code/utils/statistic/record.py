@@ -4,8 +4,8 @@ A bare tag adds all its runs; no run named adds the most recently finished one (
 __statistic__/exper-list/finished.txt). Runs already in the list are not added twice; an unknown
 tag or id adds nothing. The list, __statistic__/exper-list/NAME.txt, is plain text to edit freely.
 """
-from utils.cli import parser, project_root
-from utils.runs import select
+from utils.cli import parser, project_root, shorten, warn
+from utils.runs import BadRun, read_statistic, run_dir, select, status
 from utils.statistic.lists import (
     DEFAULT,
     add_runs,
@@ -33,6 +33,17 @@ def main(argv):
         tag, id_ = last_finished(root)
         runs = select(root, [f"{tag}/{id_}"])
     added = add_runs(root, args.list, runs)
+    unfinished = []
+    for tag, id_ in added:
+        try:
+            state = status(read_statistic(run_dir(root, tag, id_)))
+        except BadRun as e:
+            state = f"unreadable: {e}"
+        if state != "finished":
+            unfinished.append(f"{tag}/{id_} ({state})")
+    if unfinished:
+        warn(f"added {len(unfinished)} run{'s' * (len(unfinished) > 1)} that did not finish: "
+             f"{shorten(', '.join(unfinished), 300)}")
     where = shown(root, list_path(root, args.list))
     what = f"{added[0][0]}/{added[0][1]}" if len(added) == 1 else f"{len(added)} runs"
     already = len(runs) - len(added)

@@ -21,6 +21,11 @@ def now():
     return datetime.now(timezone.utc).astimezone().isoformat(timespec="milliseconds")
 
 
+def time_of(path):
+    """A file's last change, as a time of the record."""
+    return datetime.fromtimestamp(os.stat(path).st_mtime, timezone.utc).astimezone().isoformat(timespec="milliseconds")
+
+
 def _plain(value, seen=()):
     """Plain data: None, bools, numbers, text, and lists, tuples and str-keyed dicts of them (no cycles)."""
     if isinstance(value, PLAIN):

@@ -45,6 +45,8 @@ def build_parser():
     p.add_argument("--format", default="simple", metavar="FMT",
                    help="simple (default), plain, github or markdown, latex, latex_booktabs, or any tabulate format")
     p.add_argument("-a", "--all", action="store_true", help=f"print every row, not only the first {SHOWN_ROWS}")
+    p.add_argument("--full", action="store_true",
+                   help="every column in the table itself, whole commits, times and values (no line of equal columns)")
     return p
 
 
@@ -138,23 +140,43 @@ def csv_text(header, rows, aggregate):
     return out.getvalue()
 
 
-def display(cell, group_n=None):
-    """A cell on the terminal: floats to 6 significant digits, a group's metric as mean ± std."""
+CELL_WIDTH = 40  # characters of a cell on the terminal (the CSV keeps it whole)
+
+
+def display(cell, key=None, group_n=None, full=False):
+    """A cell on the terminal: floats to 6 significant digits, a group's metric as mean ± std, commits
+    to 10 characters and times to the minute (unless full), every cell cut to CELL_WIDTH."""
     if isinstance(cell, Mean):
-        return show(cell) + (f" (n={cell.n})" if group_n is not None and cell.n != group_n else "")
-    if isinstance(cell, float):
-        return f"{cell:.6g}"
-    return text(cell)
+        shown = show(cell) + (f" (n={cell.n})" if group_n is not None and cell.n != group_n else "")
+    elif isinstance(cell, float):
+        shown = f"{cell:.6g}"
+    elif not full and key == "commit" and isinstance(cell, str):
+        shown = cell[:10]
+    elif not full and key in ("started", "ended") and isinstance(cell, str):
+        shown = cell[:16].replace("T", " ")
+    else:
+        shown = text(cell)
+    return shown if full or len(shown) <= CELL_WIDTH else shown[:CELL_WIDTH - 1] + "…"
 
 
-def print_table(header, rows, fmt, grouped):
+def print_table(header, keys, rows, fmt, grouped, full=False):
+    """rows as a terminal table, headed by `header`; keys: each column's full key."""
     from tabulate import tabulate  # 30 ms: imported only to print
 
-    lines = [[display(c, row[1] if grouped else None) for c in row] for row in rows]
+    n_at = 1 if grouped else None
+    lines = [[display(c, k, row[n_at] if grouped else None, full) for c, k in zip(row, keys, strict=True)]
+             for row in rows]
     numeric = [all(isinstance(c, Mean) or number(c) is not None for c in column if c is not None and c != "")
                for column in zip(*rows, strict=True)] or [False] * len(header)
     align = ["right" if n else "left" for n in numeric]
     print(tabulate(lines, headers=header, tablefmt=FORMATS.get(fmt, fmt), disable_numparse=True, colalign=align))
+
+
+def folded_line(names, keys, cells, full=False):
+    """The columns equal in every row, in one line above the table: 'equal in every row: lr 0.05, ...'."""
+    pairs = [f"{name} {display(cell, key, full=full) or '-'}" for name, key, cell in zip(names, keys, cells,
+                                                                                      strict=True)]
+    return "equal in every row: " + ", ".join(pairs)
 
 
 def check_format(fmt):
@@ -182,32 +204,50 @@ def main(argv):
              f"(such as {min(missing)}); `title {name}` adds them")
     keys = title.keys + title.hidden  # commented-out keys still serve --where and --sort
     every = ["tag", "id"] + keys
-    conditions = [(every.index(key), test) for key, test in (where(c, every) for c in args.where)]
-    if args.group:
-        every[1] = "n"
-    sort = every.index(resolve(args.sort, every)) if args.sort else None
+    on_screen = dict(zip(headers(title.keys), title.keys, strict=True))  # what the user reads above a column
+    conditions = [(every.index(key), test) for key, test in (where(c, every, on_screen) for c in args.where)]
+    grouped = ["tag", "n", "runs"] + keys  # the columns of -g
+    sort_key_name = resolve(args.sort, grouped if args.group else every, on_screen) if args.sort else None
 
-    rows = build_rows(runs, keys)
+    table = build_rows(runs, keys)
+    rows = [row + [stat.get("seed")] for row, (_, _, stat) in zip(table, runs, strict=True)]  # seed last
     for j, test in conditions:
         rows = [r for r in rows if test(r[j])]
     if args.group:
-        rows = group(rows, [aggregated(k) for k in keys])
-    if sort is not None:
-        rows = sort_rows(rows, sort, args.desc)
-    columns = range(2 + len(title.keys))  # tag, id or n, then the title's shown keys
+        rows = group([r[:-1] for r in rows], [aggregated(k) for k in keys], [r[-1] for r in rows])
+        every = grouped
+    else:
+        rows = [r[:-1] for r in rows]
+    if sort_key_name is not None:
+        rows = sort_rows(rows, every.index(sort_key_name), args.desc)
+    first = 3 if args.group else 2  # tag, id (or tag, n, runs), then the title's shown keys
+    columns = list(range(first + len(title.keys)))
     if args.hide_equal:
-        equal = equal_columns(rows, columns[2:])
+        equal = equal_columns(rows, columns[first:])
         columns = [j for j in columns if j not in equal]
     rows = [[r[j] for j in columns] for r in rows]
     header = [every[j] for j in columns]
 
     if title_text is not None:
         write_title(root, name, title_text)
-    path = statistic_dir(root) / "table" / f"{name}.csv"
+    path = statistic_dir(root) / "table" / f"{name}.csv"  # the list's table: every run, every column
+    view = args.group or args.where or args.sort or args.hide_equal
     with folders_for(path):
-        write_text(path, csv_text(header, rows, [args.group and aggregated(k) for k in header]))
+        write_text(path, csv_text(["tag", "id"] + title.keys, [r[:2 + len(title.keys)] for r in table], []))
+        if view:
+            path = path.with_name(f"{name}.{'grouped' if args.group else 'view'}.csv")
+            write_text(path, csv_text(header, rows, [args.group and aggregated(k) for k in header]))
     limit = len(rows) if args.all else SHOWN_ROWS
-    print_table(headers(header), rows[:limit], args.format, args.group)
+    names = {key: label for label, key in on_screen.items()}
+    fold = [] if args.full or len(rows) < 2 else sorted(equal_columns(rows, range(first, len(header))))
+    kept = [j for j in range(len(header)) if j not in fold]
+    if fold:
+        print(folded_line([names.get(header[j], header[j]) for j in fold], [header[j] for j in fold],
+                          [rows[0][j] for j in fold]))
+    print_table([names.get(header[j], header[j]) for j in kept], [header[j] for j in kept],
+                [[r[j] for j in kept] for r in rows[:limit]], args.format, args.group, args.full)
     if len(rows) > limit:
         print(f"... {len(rows) - limit} more rows in {shown(root, path)} (`table {name} --all` prints every row)")
+    if view:
+        print(f"wrote {shown(root, path)} (every run of the list: {shown(root, path.with_name(name + '.csv'))})")
     return 0

@@ -105,6 +105,10 @@ class Recorder:
             return
         a = self.args
         host = run_record.host_info(torch, a.world_size, a.devices, a.rank_devices)
+        last = self.record["sessions"][-1] if self.record["sessions"] else None
+        if last is not None and last.get("ended") is None:  # killed without a word (kill -9, a lost machine)
+            last["ended"] = run_record.time_of(os.path.join(a.run_dir, "statistic.json"))  # its last sign of life
+            last["killed"] = True
         run_record.start_session(self.record, host, progress["epoch"], progress["step"])
         self.began = True
         self._write_record(now=True)

@@ -29,6 +29,7 @@ import os
 import random
 import signal
 import time
+from types import ModuleType, SimpleNamespace
 
 import numpy as np
 import torch
@@ -59,6 +60,31 @@ def seed_everything(seed, deterministic):
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
 
 
+class Arguments(SimpleNamespace):
+    """The run's arguments (run.args), noting the names read while that is cheap to do: building, the
+    first round and the end. A name of config.py that nothing read is likely a misspelling (dropuot)."""
+
+    def __getattribute__(self, name):
+        if name[:1] != "_":
+            object.__getattribute__(self, "__dict__").setdefault("_read", set()).add(name)
+        return object.__getattribute__(self, name)
+
+    def __getattr__(self, name):
+        if name[:1] == "_":
+            raise AttributeError(name)
+        raise AttributeError(f"code/config.py has no {name!r}, which the research reads (main.py or a file it "
+                             "uses): add it, or read another name", name=name, obj=self)
+
+
+def _listening(args, on):
+    """Note the names read from args (on) or stop, for the speed of the steps between (off)."""
+    args.__class__ = Arguments if on else _Quiet
+
+
+class _Quiet(Arguments):
+    __getattribute__ = object.__getattribute__
+
+
 def _shown(value):
     if isinstance(value, float) and value and not 1e-3 <= abs(value) < 1e6:
         return f"{value:.4g}"
@@ -74,8 +100,15 @@ def _set_epoch(loader, epoch):
 
 class Run:
     def __init__(self, config, check=None, derived=None):
-        self.args = args = settings.derive(config)
-        problems = list(check(args)) if check is not None else []
+        self.args = args = Arguments(**vars(settings.derive(config)))
+        self.config_names = [n for n, v in vars(config).items() if not n.startswith("_") and not isinstance(
+            v, ModuleType) and n not in settings.KEYS]  # the research's own names, to see which it reads
+        try:
+            problems = list(check(args)) if check is not None else []
+        except AttributeError as e:
+            if getattr(e, "obj", None) is not args:
+                raise
+            raise Refused(str(e)) from None
         if problems:
             raise Refused("code/config.py: " + "; ".join(problems))
         self.hparams = hyperparameters(config)
@@ -192,6 +225,8 @@ class Run:
                 self.round_start, self.in_round = self.steps, True
             yield self.round
             self._end_round()
+            _listening(self.args, False)  # every step of the first round was heard; the rest go at full speed
+        _listening(self.args, True)  # what the end reads (test_best, say)
 
     def _begin(self):
         """A new session: statistic.json, TensorBoard and metrics.csv; from here Ctrl-C checkpoints."""
@@ -412,6 +447,10 @@ class Run:
         sha = state.weights_sha256(self.objects or {})
         self.recorder.finish(dict(self._tested), sha, self.steps)
         log.info("finished: weights_sha256 %s", sha)
+        unread = [n for n in self.config_names if n not in vars(self.args).get("_read", ())]
+        if unread and self.recorder.writes:
+            log.warning("warning: code/config.py has names this run never read: %s (misspelled? left over?)",
+                        ", ".join(unread))
 
     def interrupted(self, signum):
         if self.began:
@@ -443,6 +482,14 @@ def _train(config, main, check, derived):
         return 128 + stop.signum
     except Refused:  # a checkpoint that does not fit the research's objects: nothing was changed
         raise
+    except AttributeError as error:  # a name config.py lacks
+        if getattr(error, "obj", None) is not run.args:
+            run.recorder.crashed(error)
+            raise
+        if not run.began:
+            raise Refused(str(error)) from None
+        run.recorder.crashed(ResearchError(str(error)))
+        return 1
     except BaseException as error:
         run.recorder.crashed(error)
         if isinstance(error, KeyboardInterrupt):

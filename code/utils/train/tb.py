@@ -68,6 +68,7 @@ _SESSION_END_TAG = "_hparams_/session_end_info"
 _EMPTY = tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim()])  # shape (0,)
 _NULL_TENSOR = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_shape=_EMPTY)  # the plugin's empty tensor
 _KNOWN_STATUS = ("finished", "crashed", "interrupted")
+_NOT_SCALARS = ("step", "epoch")
 
 
 def masked_crc32c(data):
@@ -192,11 +193,12 @@ class EventWriter:
         self._write_records([self._scalar_event(int(step), values.items(), wall)])
 
     def scalar_rows(self, rows, wall_time=None):
-        """scalars() of each row at once: its "step", and its other values that are not None.
-        One write for all (the hot path: a batch of metrics.csv's rows)."""
+        """scalars() of each row at once: its "step", and its values that are not None, but for "epoch",
+        which is metrics.csv's column and an x axis, not a metric. One write for all (the hot path)."""
         wall = _DOUBLE.pack(time.time() if wall_time is None else wall_time)
         self._write_records([self._scalar_event(int(row["step"]), [(tag, value) for tag, value in row.items()
-                                                                   if value is not None and tag != "step"], wall)
+                                                                   if value is not None and tag not in _NOT_SCALARS],
+                                                wall)
                              for row in rows])
 
     def _scalar_event(self, step, items, wall):
