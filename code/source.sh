@@ -33,21 +33,18 @@ function exper {
   EXPER_ROOT="$_exper_r" "${EXPER_PYTHON:-python3}" "$_exper_r/code/utils/exper.py" "$@"
 }
 
-function run { exper run "$@"; }
-function con { exper continue "$@"; }
-function re { exper rerun "$@"; }
-function rerun { exper rerun "$@"; }
-function expls { exper expls "$@"; }
-function expels { exper expels "$@"; }
-function record { exper record "$@"; }
-function title { exper title "$@"; }
-function table { exper table "$@"; }
-function itb { exper itb "$@"; }
-function plot { exper plot "$@"; }
+# One function a command, each calling `exper <name>`: the names are those of code/utils/commands.py
+# (a test keeps the two alike). eval only joins these constant names into definitions.
+_EXPER_COMMANDS='run con re rerun expls expels expdel record title table itb plot sweep'
+for _EXPER_CMD in $(printf '%s' "$_EXPER_COMMANDS"); do
+  eval "function $_EXPER_CMD { exper $_EXPER_CMD \"\$@\"; }"
+done
+unset _EXPER_CMD
 
-# --- Tab completion: tags and <tag>/<id> for run, con, rerun, expels, record, itb, plot; list names
-# for title, table, record -l and plot -l. code/utils/statistic/complete.py reads folder names only, run by the
-# interpreter itself with -S (no site-packages): a few milliseconds, no torch, no git.
+# --- Tab completion: tags and <tag>/<id> for run, con, rerun, expels, record, itb, plot, sweep; list names
+# for title, table, record -l and plot -l; sweep names for sweep --status and --stop.
+# code/utils/statistic/complete.py reads folder names only, run by the interpreter itself with -S
+# (no site-packages): a few milliseconds, no torch, no git.
 # Arrays appear only here, because COMPREPLY (bash) and words/reply (zsh) are how shells complete.
 
 # Remember the interpreter's own path in _EXPER_PY, once per shell: a pyenv or conda shim in
@@ -70,12 +67,21 @@ function _exper_complete_bash {
   _exper_python  # here, not in the $(...) below, which could not keep it
   # shellcheck disable=SC2207  # candidates are names without blanks or glob characters
   COMPREPLY=($(_exper_candidates "$COMP_CWORD" "${COMP_WORDS[@]}"))
+  if [ "${#COMPREPLY[@]}" = 1 ]; then  # one tag: no space after it, so that /<id> can follow
+    case ${COMPREPLY[0]} in */*) ;; *) compopt -o nospace 2>/dev/null ;; esac
+  fi
 }
 
 function _exper_complete_zsh {
+  local _exper_found
   _exper_python
-  # shellcheck disable=SC2046,SC2154  # one name a line, split on purpose; zsh's completion sets words, CURRENT
-  compadd -- $(_exper_candidates "$((CURRENT - 1))" "${words[@]}")
+  # shellcheck disable=SC2154,SC2207  # zsh's completion sets words and CURRENT; one name a line, split on purpose
+  _exper_found=($(_exper_candidates "$((CURRENT - 1))" "${words[@]}"))
+  case "${#_exper_found[@]} ${_exper_found[*]}" in
+    "1 "*/*|0*) compadd -- "${_exper_found[@]}" ;;
+    "1 "*) compadd -S '' -- "${_exper_found[@]}" ;;  # one tag: no space after it, so that /<id> can follow
+    *) compadd -- "${_exper_found[@]}" ;;
+  esac
 }
 
 function _exper_complete_compctl {
@@ -89,10 +95,11 @@ function _exper_complete_compctl {
 
 if [ -n "${ZSH_VERSION:-}" ]; then
   if command -v compdef >/dev/null 2>&1; then  # compinit is loaded (we never load it ourselves)
-    compdef _exper_complete_zsh run con re rerun expels record itb plot title table exper
-  else
-    compctl -K _exper_complete_compctl run con re rerun expels record itb plot title table exper
+    eval 'compdef _exper_complete_zsh ${=_EXPER_COMMANDS} exper'
+  else  # -S '': no space after a tag, so that /<id> can follow
+    eval 'compctl -S "" -K _exper_complete_compctl ${=_EXPER_COMMANDS} exper'
   fi
 elif command -v complete >/dev/null 2>&1; then
-  complete -F _exper_complete_bash run con re rerun expels record itb plot title table exper
+  # shellcheck disable=SC2086  # the constant list of names, split on purpose
+  complete -F _exper_complete_bash $_EXPER_COMMANDS exper
 fi

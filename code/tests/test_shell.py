@@ -17,10 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHELLS, sh
+from conftest import CODE, SHELLS, sh
+from utils.commands import COMMANDS as TABLE
+from utils.commands import SHELL_FUNCTIONS
 
-COMMANDS = ["run", "con", "re", "rerun", "expls", "expels", "record", "title", "table", "itb", "plot", "exper"]
-COMPLETED = [c for c in COMMANDS if c != "expls"]  # expls takes no argument
+COMMANDS = [*SHELL_FUNCTIONS, "exper"]
+COMPLETED = COMMANDS  # every one is registered (expls completes to nothing)
 
 
 def fake_runs(project, runs=(("small-lr", 0), ("small-lr", 1), ("small-lr", 12), ("smile", 0), ("wide", 3)),
@@ -29,7 +31,7 @@ def fake_runs(project, runs=(("small-lr", 0), ("small-lr", 1), ("small-lr", 12),
     for tag, id_ in runs:
         folder = Path(project) / "__result__" / tag / str(id_)
         folder.mkdir(parents=True)
-        (folder / "statistic.json").write_text(json.dumps({"tag": tag, "id": id_, "status": "finished"}))
+        (folder / "statistic.json").write_text(json.dumps({"tag": tag, "id": id_, "status": "interrupted"}))
     (Path(project) / "__result__" / tag / "99").mkdir()  # an id being created: no statistic.json yet
     (Path(project) / "__result__" / "_scratch" / "0").mkdir(parents=True)
     for name in lists:
@@ -44,6 +46,13 @@ def shell_script(shell, script, cwd, env=None, timeout=60):
 
 
 @pytest.mark.skipif(not shutil.which("shellcheck"), reason="shellcheck missing: apt-get install shellcheck")
+def test_the_shell_defines_the_commands_of_the_one_list():
+    """source.sh's names are utils/commands.py's: one list of the commands on each side of the shell."""
+    line = next(line for line in (CODE / "source.sh").read_text().splitlines() if line.startswith("_EXPER_COMMANDS="))
+    assert line.split("=", 1)[1].strip("'").split() == list(SHELL_FUNCTIONS)
+    assert set(SHELL_FUNCTIONS) <= set(TABLE) and "continue" not in SHELL_FUNCTIONS
+
+
 def test_shellcheck_is_clean(project):
     result = subprocess.run(["shellcheck", str(project / "code" / "source.sh")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
@@ -217,7 +226,7 @@ for c in {' '.join(COMPLETED)}; do print -r -- "$c $_comps[$c]"; done
     assert result.stdout.splitlines() == [f"{c} _exper_complete_zsh" for c in COMPLETED], result.stderr
     without = f'. "{project}/code/source.sh"; compctl -L {" ".join(COMPLETED)}; whence compinit compdef || echo none'
     result = shell_script("zsh", without, cwd=project)
-    assert result.stdout.splitlines() == [f"compctl -K _exper_complete_compctl {c}" for c in COMPLETED] + ["none"]
+    assert result.stdout.splitlines() == [f"compctl -K _exper_complete_compctl -S '' {c}" for c in COMPLETED] + ["none"]
 
 
 def shown(screen):

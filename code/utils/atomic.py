@@ -18,6 +18,8 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
+from utils.procs import stat_fields
+
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
@@ -31,14 +33,16 @@ def temporary_name(path):
     return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
 
 
-def _alive(pid):
+def pid_alive(pid):
+    """Whether the process runs (a zombie, dead but not yet reaped, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except (PermissionError, OverflowError):
         return True
-    return True
+    fields = stat_fields(pid)
+    return fields is None or fields[0] != "Z"
 
 
 def clear_stale_temporaries(path):
@@ -50,7 +54,7 @@ def clear_stale_temporaries(path):
         return
     for name in names:
         pid = name[len(path.name) + 2:].split(".")[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             try:
                 remove_own_file(path.parent / name)
             except OSError:

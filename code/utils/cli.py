@@ -24,12 +24,19 @@ class Parser(argparse.ArgumentParser):
 
     def parse_args(self, args=None, namespace=None):
         args = sys.argv[1:] if args is None else list(args)
+        value_next = False  # the word after an option that takes a value is that value, whatever it looks like
         for word in args:
-            if word == "--":
-                break
+            if value_next or word == "--":
+                if word == "--" and not value_next:
+                    break
+                value_next = False
+                continue
             name = word.split("=", 1)[0]
-            if word.startswith("-") and word != "-" and not _negative_number(word) and not self._known(name):
-                raise UsageError(f"unknown option {shorten(word)!r} (see `{self.prog} -h`)")
+            if word.startswith("-") and word != "-" and not _negative_number(word):
+                if not self._known(name):
+                    raise UsageError(f"unknown option {shorten(word)!r} (see `{self.prog} -h`)")
+                action = self._option_string_actions.get(name)
+                value_next = "=" not in word and action is not None and action.nargs != 0
         return super().parse_args(args, namespace)
 
     def _known(self, name):

@@ -24,6 +24,7 @@ import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
+from utils.atomic import pid_alive
 from utils.cli import UsageError, parser, project_root, shorten
 from utils.launch import git as g
 from utils.procs import command_line, stat_fields
@@ -177,23 +178,13 @@ def clear_leftovers():
     stale = []
     for folder in base.glob("exper-code-*"):
         pid = folder.name[len("exper-code-"):].partition("-")[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)) and not folder.is_symlink():
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)) and not folder.is_symlink():
             stale.append(folder)
     if stale and os.path.isdir("/proc"):  # without /proc, no telling whether a training still runs from them
         used = [line for line in (command_line(entry) for entry in os.listdir("/proc") if entry.isdigit()) if line]
         for folder in stale:
             if not any(str(folder) in line for line in used):
                 shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextmanager

@@ -9,13 +9,13 @@ milliseconds. `exper complete <index> <word> ...` answers the same.
 import os
 import sys
 
-COMMANDS = ("run", "con", "continue", "re", "rerun", "expls", "expels", "record", "title", "table", "itb", "plot")
-TAGS = {"run", "expels"}  # <tag>
-RUNS = {"con", "continue", "re", "rerun", "record", "itb", "plot"}  # <tag> or <tag>/<id>
-LISTS = {"title", "table"}  # a list name
-ONE = {"run", "expels", "con", "continue", "re", "rerun", "title", "table"}  # commands taking one such word
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # code/
+
+from utils.commands import COMMANDS  # noqa: E402  (plain data, nothing else imported)
+
+KIND = {name: entry[2] for name, entry in COMMANDS.items() if name != "complete"}
 VALUED = {"-l", "--list", "-w", "--where", "-s", "--sort", "--format", "--host", "--stop", "-o", "--output",
-          "--x", "--band"}  # options taking a value
+          "--x", "--band", "-n", "--runs", "--jobs", "--sbatch"}  # options taking a value
 
 
 def root():
@@ -48,13 +48,35 @@ def ids(tag, prefix=""):
     return [f"{tag}/{n}" for n in sorted(found, key=int)]
 
 
-def runs(prefix):
-    """Tags, and once the word names one tag (or holds its '/'), that tag's <tag>/<id>s."""
+def _unfinished(path):
+    """Whether a run's record is not `finished` (read as text: no json import for a Tab press)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return '"status": "finished"' not in f.read()
+    except OSError:
+        return False
+
+
+def runs(prefix, unfinished=False):
+    """Tags, and once the word names one tag (or holds its '/'), that tag's <tag>/<id>s; unfinished:
+    only the runs `con` can continue, and the tags that have one."""
     tag, slash, id_prefix = prefix.partition("/")
     if slash:
-        return ids(tag, id_prefix) if _plain(tag) else []
-    found = tags(prefix)
-    return found + ids(found[0]) if len(found) == 1 else found
+        found = ids(tag, id_prefix) if _plain(tag) else []
+    else:
+        found = tags(prefix)
+        if unfinished:
+            found = [t for t in found if ids_left(t)]
+        found = found + ids(found[0]) if len(found) == 1 else found
+    if unfinished:
+        result = os.path.join(root(), "__result__")
+        found = [f for f in found if "/" not in f or _unfinished(os.path.join(result, f, "statistic.json"))]
+    return found
+
+
+def ids_left(tag):
+    result = os.path.join(root(), "__result__")
+    return any(_unfinished(os.path.join(result, run, "statistic.json")) for run in ids(tag))
 
 
 def lists(prefix):
@@ -63,27 +85,38 @@ def lists(prefix):
     return sorted(n for n in names if n.startswith(prefix) and _plain(n))
 
 
+def sweeps(prefix):
+    """The sweeps made so far (folders of __statistic__/sweep/ holding a plan)."""
+    folder = os.path.join(root(), "__statistic__", "sweep")
+    found = (n for n in _names(folder) if n.startswith(prefix) and _plain(n))
+    return sorted(n for n in found if os.path.exists(os.path.join(folder, n, "plan.json")))
+
+
 def candidates(index, words):
     """What may stand at words[index] (the word being typed, perhaps empty)."""
     words = list(words) + [""] * (index + 1 - len(words))
     command = os.path.basename(words[0])
     if command == "exper":
         if index == 1:
-            return [c for c in COMMANDS if c.startswith(words[1])]
+            return [c for c in KIND if c.startswith(words[1])]
         command, words, index = words[1], words[1:], index - 1
     word, before = words[index], words[1:index]
     if word.startswith("-") or index < 1:
         return []
+    if command == "sweep" and before and before[-1] in ("--status", "--stop"):
+        return sweeps(word)
     if before and before[-1] in VALUED:
         return lists(word) if command in ("record", "plot") and before[-1] in ("-l", "--list") else []
     positionals = [w for i, w in enumerate(before) if not w.startswith("-") and (i == 0 or before[i - 1] not in VALUED)]
-    if command in ONE and positionals or command == "plot" and not positionals:  # plot's first word is a metric
+    kind = KIND.get(command, "")
+    if (not kind.endswith("*") and positionals) or (command == "plot" and not positionals):  # plot: a metric first
         return []
-    if command in TAGS:
+    kind = kind.rstrip("*")
+    if kind == "tag":
         return tags(word)
-    if command in RUNS:
-        return runs(word)
-    if command in LISTS:
+    if kind in ("run", "unfinished"):
+        return runs(word, unfinished=kind == "unfinished")
+    if kind == "list":
         return lists(word)
     return []
 
