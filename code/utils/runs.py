@@ -7,18 +7,17 @@ A run exists when __result__/<tag>/<id>/statistic.json exists. Tags starting wit
 """
 import json
 import os
-import re
 import socket
 from pathlib import Path
 
 from utils.cli import UsageError, shorten
+from utils.names import plain
 from utils.procs import command_line
 
 RESULT = "__result__"
 STATISTIC = "__statistic__"
 DATA = "__data__"
 
-_TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 TAG_MAX = 100  # a folder name and a git ref file name both stop at 255 bytes; leave room for suffixes
 TAG_RULE = (f"use at most {TAG_MAX} letters, digits and . _ + -, not starting with - or _, no '..', "
             "not ending in '.' or '.lock', not HEAD")
@@ -43,7 +42,7 @@ def run_dir(root, tag, id_):
 
 def check_tag(tag):
     """Refuse tag names that git, the shell or our folders would misread."""
-    ok = (bool(_TAG.fullmatch(tag)) and len(tag) <= TAG_MAX and ".." not in tag and not tag.endswith((".", ".lock"))
+    ok = (plain(tag) and len(tag) <= TAG_MAX and ".." not in tag and not tag.endswith((".", ".lock"))
           and tag != "HEAD" and not tag.endswith("_HEAD"))  # git would read those as its own refs
     if not ok:
         raise UsageError(f"{shorten(tag)!r} is not a valid tag name: {TAG_RULE}")

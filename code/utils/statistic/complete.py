@@ -12,6 +12,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # code/
 
 from utils.commands import COMMANDS  # noqa: E402  (plain data, nothing else imported)
+from utils.names import plain  # noqa: E402
 
 KIND = {name: entry[2] for name, entry in COMMANDS.items() if name != "complete"}
 VALUED = {"-l", "--list", "-w", "--where", "-s", "--sort", "--format", "--host", "--stop", "-o", "--output",
@@ -30,14 +31,9 @@ def _names(folder):
         return []
 
 
-def _plain(name):
-    """A name our commands could have made (tags and lists follow the same rule); never hidden ones."""
-    return name[:1].isalnum() and name.isascii() and all(c.isalnum() or c in "._+-" for c in name)
-
-
 def tags(prefix):
     result = os.path.join(root(), "__result__")
-    found = (n for n in _names(result) if n.startswith(prefix) and _plain(n))
+    found = (n for n in _names(result) if n.startswith(prefix) and plain(n))
     return sorted(n for n in found if os.path.isdir(os.path.join(result, n)))
 
 
@@ -62,7 +58,7 @@ def runs(prefix, unfinished=False):
     only the runs `con` can continue, and the tags that have one."""
     tag, slash, id_prefix = prefix.partition("/")
     if slash:
-        found = ids(tag, id_prefix) if _plain(tag) else []
+        found = ids(tag, id_prefix) if plain(tag) else []
     else:
         found = tags(prefix)
         if unfinished:
@@ -82,13 +78,13 @@ def ids_left(tag):
 def lists(prefix):
     folder = os.path.join(root(), "__statistic__", "exper-list")
     names = (n[:-4] for n in _names(folder) if n.endswith(".txt"))
-    return sorted(n for n in names if n.startswith(prefix) and _plain(n))
+    return sorted(n for n in names if n.startswith(prefix) and plain(n))
 
 
 def sweeps(prefix):
     """The sweeps made so far (folders of __statistic__/sweep/ holding a plan)."""
     folder = os.path.join(root(), "__statistic__", "sweep")
-    found = (n for n in _names(folder) if n.startswith(prefix) and _plain(n))
+    found = (n for n in _names(folder) if n.startswith(prefix) and plain(n))
     return sorted(n for n in found if os.path.exists(os.path.join(folder, n, "plan.json")))
 
 

@@ -7,21 +7,20 @@ to append to finished.txt, so concurrent `record`s and finishing runs never lose
 import gc
 import json
 import os
-import re
 from pathlib import Path
 
 from utils.atomic import folders_for, locked, refuse_link, write_text
 from utils.cli import UsageError, shorten, warn
+from utils.names import plain
 from utils.runs import BadRun, parse_selector, read_statistic, result_dir, shape_problem, statistic_dir
 
 DEFAULT = "record"
 FINISHED = "finished"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
 
 def check_name(name):
     """List, title and table names are plain file names."""
-    if not _NAME.fullmatch(name) or name.endswith("."):
+    if not plain(name) or name.endswith("."):
         raise UsageError(f"{shorten(name)!r} is not a valid list name: use letters, digits and . _ + - only, "
                          "starting with a letter or digit")
     return name

@@ -26,7 +26,7 @@ def time_of(path):
     return datetime.fromtimestamp(os.stat(path).st_mtime, timezone.utc).astimezone().isoformat(timespec="milliseconds")
 
 
-def _plain(value, seen=()):
+def plain(value, seen=()):
     """Plain data: None, bools, numbers, text, and lists, tuples and str-keyed dicts of them (no cycles)."""
     if isinstance(value, PLAIN):
         return True
@@ -34,9 +34,9 @@ def _plain(value, seen=()):
         return False
     seen = (*seen, id(value))
     if isinstance(value, (list, tuple)):
-        return all(_plain(v, seen) for v in value)
+        return all(plain(v, seen) for v in value)
     if isinstance(value, dict):
-        return all(isinstance(k, str) and _plain(v, seen) for k, v in value.items())
+        return all(isinstance(k, str) and plain(v, seen) for k, v in value.items())
     return False
 
 
@@ -77,7 +77,7 @@ def hyperparameters(module):
     """Every public name of the config module whose value is plain data, dicts flattened with dots."""
     out = {}
     for name, value in vars(module).items():
-        if not name.startswith("_") and _plain(value):
+        if not name.startswith("_") and plain(value):
             _flatten(name, value, out)
     return out
 
