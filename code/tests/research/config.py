@@ -9,6 +9,8 @@ samples = 384  # points in all: 3/4 train, 1/8 validation, 1/8 test
 features = 8  # inputs per point
 batch_size = 16  # points per step (per process under torchrun)
 eval_batch_size = 64  # points per forward pass when evaluating
+workers = 0  # DataLoader worker processes for the training data ...
+persistent = False  # ... kept from epoch to epoch (persistent_workers)
 
 # --- models (model.py) and optimization (main.py)
 width = 32  # the encoder's hidden width

@@ -27,7 +27,8 @@ def build_loaders(args):
         sampler = DistributedSampler(train_set, args.world_size, args.rank, shuffle=True, seed=args.seed)
         train_loader = DataLoader(train_set, batch_size=args.batch_size, sampler=sampler)
     else:
-        train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True)
+        train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
+                                  persistent_workers=args.persistent)
 
     def evaluation(indices):  # each process its share, no padding: every point counted once
         return DataLoader(Subset(data, list(indices)[args.rank::args.world_size]), batch_size=args.eval_batch_size)

@@ -131,6 +131,7 @@ class Run:
         self.objects = None
         self.began = False  # whether this session's training began (rounds() started)
         self._iterator = None  # the training loader's iterator for the epoch under way
+        self._opened = False  # whether this session opened an iterator of the training loader yet
         self._epoch_rng = None  # the random state that epoch's iterator was made from
         self._resume_rng = None  # a resumed run's random state, set where training picks up
         self._evaluated, self._tested = {}, {}
@@ -285,13 +286,9 @@ class Run:
         if skip and self._epoch_rng is not None:
             after = self._resume_rng or state.rng_states()
             state.set_epoch_states(self._epoch_rng, loader)
-            if getattr(loader, "persistent_workers", False) and getattr(loader, "num_workers", 0) and self.epoch:
-                log.warning("warning: this resume is exact only if the training loader's worker processes draw no "
-                            "random numbers: with persistent_workers they kept their random state from epoch to "
-                            "epoch, and this session starts new ones (persistent_workers=False keeps it exact)")
         else:
             self._epoch_rng = state.epoch_states(loader)
-        iterator = iter(loader)
+        iterator = self._iterate(loader)
         for done in range(skip):
             try:
                 next(iterator)
@@ -302,6 +299,26 @@ class Run:
             state.set_rng_states(after)
         self._resume_rng = None
         return iterator
+
+    def _iterate(self, loader):
+        """iter(loader), drawing what the first session drew. A loader with persistent worker processes
+        makes its workers, and draws their base seed, at the run's first epoch only; every later epoch
+        draws just its order. A resumed session past that epoch makes new workers: their base seed comes
+        from a generator of its own, so the order is drawn from where the first session drew it."""
+        persistent = getattr(loader, "persistent_workers", False) and getattr(loader, "num_workers", 0)
+        if not (persistent and self.saved is not None and self.epoch and not self._opened):
+            self._opened = True
+            return iter(loader)
+        self._opened = True
+        log.warning("warning: this resume is exact only if the training loader's worker processes draw no random "
+                    "numbers: with persistent_workers they kept their random state from epoch to epoch, and this "
+                    "session starts new ones (persistent_workers=False keeps it exact)")
+        own = loader.generator
+        loader.generator = torch.Generator().manual_seed(self.args.seed * 1000 + self.epoch)
+        try:
+            return iter(loader)
+        finally:
+            loader.generator = own
 
     def step(self, values):
         """One training step's named values: appended as they are, read back many steps later."""
