@@ -386,6 +386,26 @@ def test_a_value_only_the_research_checks_leaves_nothing(project):
 
 
 @ROOT_ONLY
+def test_a_full_result_folder_is_one_line_and_leaves_no_tag(project):
+    """statistic.json cannot be written: the launcher names the file and the reason, and keeps nothing."""
+    result = project / "__result__"
+    result.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(result)], check=True)
+    try:
+        (result / "full").mkdir()
+        with open(result / "full" / "filler", "wb") as f:
+            try:
+                f.write(b"x" * 10**6)
+            except OSError:
+                pass
+        line = refused(project, "run nospace -f", "No space left on device")
+        assert "__result__/nospace" in line and "free some disk space" in line
+        assert git(project, "tag") == ""
+    finally:
+        subprocess.run(["umount", str(result)], check=True)
+
+
+@ROOT_ONLY
 def test_a_read_only_result_folder_leaves_no_tag(project):
     result = project / "__result__"
     result.mkdir()
