@@ -20,6 +20,7 @@ import slurm
 
 from conftest import commit, descendants, git, make_project, refused, sh, statistic, wait_for
 from utils.launch import sweep as sw
+from utils.launch import sweep_slurm as sl
 
 GRID = "sweep grid lr_head='[0.01, 0.02]' width='[16, 32]' -n 2 -f --jobs 2"
 SEED = 20201127  # code/seed of the template
@@ -377,4 +378,4 @@ def test_tag_names_say_the_values_or_fall_back_to_numbers(tmp_path):
     assert sw.tag_names(tmp_path, "s", ["act"], [("a b",), ("c",)]) == ["s-0", "s-1"]  # a blank: numbers
     assert sw.tag_names(tmp_path, "s", ["x"], [("1",), (1,)]) == ["s-0", "s-1"]  # the same text twice
     assert sw.tag_names(tmp_path, "s", ["x"], [("y" * 120,)]) == ["s-0"]  # too long
-    assert sw._array([0, 1, 2, 5, 7, 8], 3) == "0-2,5,7-8%3" and sw._array([4], None) == "4"
+    assert sl._array([0, 1, 2, 5, 7, 8], 3) == "0-2,5,7-8%3" and sl._array([4], None) == "4"
