@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -180,6 +181,37 @@ def kill_tree(proc, signum=signal.SIGKILL):
     os.killpg(proc.pid, signum)
     proc.communicate(timeout=60)
     return pids
+
+
+def get(url, path, body=None, raw=False):
+    """TensorBoard's HTTP data API: path's JSON (POSTing body when given), or its bytes with raw."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url.rstrip("/") + path, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        content = response.read()
+    return content if raw else json.loads(content)
+
+
+def eventually(check, timeout=60):
+    """check()'s value once it is truthy; TensorBoard loads event files in the background."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = check()
+        except OSError:
+            value = None
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.2)
+
+
+def stop_itb(project):
+    """Stop every TensorBoard `itb` started in the project; a server --stop missed, by its pid."""
+    sh(project, "itb --stop all")
+    for info in (Path(project) / "__statistic__" / "itb").glob("*/server.json"):
+        pid = json.loads(info.read_text()).get("pid")
+        if isinstance(pid, int) and alive(pid):
+            os.killpg(pid, signal.SIGKILL)
 
 
 def alive(pid):

@@ -13,14 +13,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import CODE, alive
+from conftest import CODE, alive, eventually, get
 from utils.train.tb import EventWriter
 
 CHROMIUM = "/usr/bin/chromium"
@@ -91,26 +90,6 @@ def stop_everything(project):
     for info in server_infos(project) if (project / "__statistic__").exists() else []:
         if alive(info["pid"]):  # --stop failed: end what this test started, by its pid
             os.killpg(info["pid"], signal.SIGKILL)
-
-
-def get(url, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url.rstrip("/") + path, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
-
-
-def eventually(check, timeout=30):
-    """check()'s value once it is truthy; TensorBoard loads event files in the background."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = check()
-        except OSError:
-            value = None
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.2)
 
 
 def scalars(url, run, tag):

@@ -13,12 +13,9 @@ import csv
 import functools
 import importlib.util
 import io
-import json
 import os
 import re
-import signal
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -26,14 +23,12 @@ import torch
 from PIL import Image
 
 import conftest
-from conftest import CODE, alive, git, make_project, statistic, wait_for
-from utils.procs import stat_fields
+from conftest import CODE, eventually, get, git, kill_tree, make_project, statistic, stop_itb, wait_for
 
 RECIPE = CODE / "examples" / "gan"
 STEP_VALUES = ["train/loss_d", "train/loss_g", "train/d_x", "train/d_g_z", "train/d_g_z2"]
 ROUND_VALUES = STEP_VALUES + ["val/d_x", "val/d_g_z"]
-# 1439 training digits in batches of 32: 44 steps an epoch. TensorBoard keeps 10 images a tag by
-# default (itb does not raise it), so the reference trains no more than 10 rounds
+# 1439 training digits in batches of 32: 44 steps an epoch; 8 rounds keep the reference short
 SMALL = {"epochs": 8, "checkpoint_every_steps": 5, "log_every_steps": 5, "progress_bar": False}
 STEPS, ROUNDS = 44, 8
 # one thread a process: on a shared 2-core machine two threads each run these tiny convolutions
@@ -100,33 +95,6 @@ def gan(tmp_path_factory):
     stop_itb(project)
 
 
-def stop_itb(project):
-    sh(project, "itb --stop all")
-    for info in (Path(project) / "__statistic__" / "itb").glob("*/server.json"):
-        pid = json.loads(info.read_text())["pid"]
-        if alive(pid):  # --stop failed: end the server this test started, by its pid
-            os.killpg(pid, signal.SIGKILL)
-
-
-def get(url, path, raw=False):
-    with urllib.request.urlopen(url.rstrip("/") + path, timeout=10) as response:
-        body = response.read()
-    return body if raw else json.loads(body)
-
-
-def eventually(check, timeout=60):
-    """check()'s value once it is truthy; TensorBoard loads event files in the background."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = check()
-        except OSError:
-            value = None
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.2)
-
-
 @pytest.mark.slow
 def test_run_records_every_value_and_the_samples(gan):
     s = statistic(gan, "g", 0)
@@ -190,29 +158,6 @@ def test_run_records_every_value_and_the_samples(gan):
     assert stopped.returncode == 0 and stopped.stdout.startswith("stopped"), stopped.stderr
 
 
-def kill_everything(proc):
-    """SIGKILL a started command and every process below it at once, as a machine's crash would: the
-    launcher gives the training process a session of its own, which os.killpg(proc.pid) alone misses."""
-    parents = {}
-    for entry in os.listdir("/proc"):
-        fields = stat_fields(entry) if entry.isdigit() else None
-        if fields:
-            parents[int(entry)] = int(fields[1])
-    below, todo = [], [proc.pid]
-    while todo:
-        above = todo.pop()
-        children = [pid for pid, parent in parents.items() if parent == above]
-        below += children
-        todo += children
-    for pid in below:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.communicate(timeout=60)
-
-
 def last_step(run):
     """The step of metrics.csv's last whole row (0 before there is one)."""
     try:
@@ -232,7 +177,7 @@ def killed_then_continued(project, tag, reference, at_step, world_size=1):
     try:
         wait_for(lambda: last_step(run) >= at_step or proc.poll() is not None)
     finally:
-        kill_everything(proc)  # (a failed wait leaves no training behind either)
+        kill_tree(proc)  # (a failed wait leaves no training behind either)
     s, expected = statistic(project, tag, 0), statistic(project, reference, 0)
     assert s["status"] == "running" and s["metrics"].get("step", 0) < expected["metrics"]["step"]  # mid-run
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CODE, git, kill_tree, make_project, sh, start, statistic, wait_for
+from conftest import CODE, eventually, get, git, kill_tree, make_project, sh, start, statistic, stop_itb, wait_for
 
 RECIPE = CODE / "examples" / "lm"
 LR, FACTOR = 10.0, 0.25
@@ -165,6 +165,18 @@ def test_run_to_the_end(proj):
     with open(proj / "__statistic__" / "table" / "record.csv", newline="") as f:
         (row,) = list(csv.DictReader(f))
     assert float(row["metrics/val/ppl"]) == pytest.approx(m["val/ppl"])
+
+    started = sh(proj, "itb lm")  # TensorBoard itself, over HTTP
+    assert started.returncode == 0, started.stderr
+    url = started.stdout.strip()
+    try:
+        tags = eventually(lambda: get(url, "/data/plugin/scalars/tags").get("lm/0", {}).keys() >= {"test/ppl"}
+                          and get(url, "/data/plugin/scalars/tags")["lm/0"].keys())
+        assert {"val/ppl", "val/loss", "train/ppl", "train/ppl_step", "train/loss_step", "test/ppl"} <= set(tags)
+        points = get(url, "/data/plugin/scalars/scalars?run=lm%2F0&tag=val%2Fppl")
+        assert [p[1] for p in points] == EVALS
+    finally:
+        stop_itb(proj)
 
 
 def len_vocab(project):
