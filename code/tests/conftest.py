@@ -24,7 +24,7 @@ TEMPLATE = CODE.parent
 RESEARCH = Path(__file__).resolve().parent / "research"  # config.py, main.py, model.py, dataloader.py, epoch.py
 sys.path.insert(0, str(CODE))
 
-from utils.procs import stat_fields  # noqa: E402
+from utils.procs import descendants, stat_fields  # noqa: E402
 
 
 def set_config(project, **values):
@@ -154,20 +154,14 @@ def wait_for(predicate, timeout=120, every=0.02):
     raise AssertionError("timed out")
 
 
-def descendants(pid):
-    """Every process below pid (the training processes sit in sessions of their own, still below it)."""
-    parents = {}
-    for entry in os.listdir("/proc"):
-        fields = stat_fields(entry) if entry.isdigit() else None
-        if fields:
-            parents[int(entry)] = int(fields[1])
-    found, todo = [], [pid]
-    while todo:
-        below = todo.pop()
-        children = [p for p, parent in parents.items() if parent == below]
-        found += children
-        todo += children
-    return found
+def last_step(run):
+    """The step of a run folder's metrics.csv's last whole row (0 before there is one)."""
+    try:
+        text = (Path(run) / "metrics.csv").read_text()
+    except FileNotFoundError:
+        return 0
+    lines = text[: text.rfind("\n")].splitlines()
+    return int(lines[-1].split(",")[1]) if len(lines) > 1 else 0
 
 
 def kill_tree(proc, signum=signal.SIGKILL):

@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 import conftest
-from conftest import CODE, eventually, get, git, kill_tree, make_project, statistic, stop_itb, wait_for
+from conftest import CODE, eventually, get, git, kill_tree, last_step, make_project, statistic, stop_itb, wait_for
 
 RECIPE = CODE / "examples" / "gan"
 STEP_VALUES = ["train/loss_d", "train/loss_g", "train/d_x", "train/d_g_z", "train/d_g_z2"]
@@ -156,16 +156,6 @@ def test_run_records_every_value_and_the_samples(gan):
         assert png.format == "PNG" and png.size == ((8 * 9 + 1) * 4,) * 2 and png.mode == "L"
     stopped = sh(gan, f"itb --stop {url}")
     assert stopped.returncode == 0 and stopped.stdout.startswith("stopped"), stopped.stderr
-
-
-def last_step(run):
-    """The step of metrics.csv's last whole row (0 before there is one)."""
-    try:
-        text = (run / "metrics.csv").read_text()
-    except FileNotFoundError:
-        return 0
-    lines = text[: text.rfind("\n")].splitlines()
-    return int(lines[-1].split(",")[1]) if len(lines) > 1 else 0
 
 
 def killed_then_continued(project, tag, reference, at_step, world_size=1):

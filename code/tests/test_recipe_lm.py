@@ -18,7 +18,20 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CODE, eventually, get, git, kill_tree, make_project, sh, start, statistic, stop_itb, wait_for
+from conftest import (
+    CODE,
+    eventually,
+    get,
+    git,
+    kill_tree,
+    last_step,
+    make_project,
+    sh,
+    start,
+    statistic,
+    stop_itb,
+    wait_for,
+)
 
 RECIPE = CODE / "examples" / "lm"
 LR, FACTOR = 10.0, 0.25
@@ -44,16 +57,6 @@ def folder(project, tag, id_=0):
 def rows(project, tag, id_=0):
     with open(folder(project, tag, id_) / "metrics.csv", newline="") as f:
         return list(csv.DictReader(f))
-
-
-def last_step(run):
-    """The step of metrics.csv's last whole row (0 before there is one)."""
-    try:
-        text = (run / "metrics.csv").read_text()
-    except FileNotFoundError:
-        return 0
-    lines = text[: text.rfind("\n")].splitlines()
-    return int(lines[-1].split(",")[1]) if len(lines) > 1 else 0
 
 
 def checkpoints(run):

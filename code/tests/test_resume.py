@@ -19,7 +19,19 @@ from pathlib import Path
 
 import pytest
 
-from conftest import commit, created, git, kill_tree, make_project, set_config, sh, start, statistic, wait_for
+from conftest import (
+    commit,
+    created,
+    git,
+    kill_tree,
+    last_step,
+    make_project,
+    set_config,
+    sh,
+    start,
+    statistic,
+    wait_for,
+)
 
 SMALL = {"epochs": 6, "checkpoint_every_steps": 10, "log_every_steps": 5, "pause": 0.01}  # 18 steps per epoch
 BIG = {"epochs": 2, "width": 2048, "depth": 2, "checkpoint_every_steps": 6, "log_every_steps": 3,
@@ -48,16 +60,6 @@ def folder(project, tag, id_=0):
 
 def kill_group(proc):
     kill_tree(proc)
-
-
-def last_step(run):
-    """The step of metrics.csv's last whole row (0 before there is one)."""
-    try:
-        text = (run / "metrics.csv").read_text()
-    except FileNotFoundError:
-        return 0
-    lines = text[: text.rfind("\n")].splitlines()
-    return int(lines[-1].split(",")[1]) if len(lines) > 1 else 0
 
 
 def con_to_end(project, selector):

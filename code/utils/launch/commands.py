@@ -27,7 +27,7 @@ from pathlib import Path
 from utils.atomic import pid_alive
 from utils.cli import UsageError, parser, project_root, shorten
 from utils.launch import git as g
-from utils.procs import command_line, stat_fields
+from utils.procs import command_line, descendants
 from utils.runs import allocate_id, check_tag, parse_selector, read_statistic, run_dir, run_ids, status
 from utils.statistic import run_record
 
@@ -215,7 +215,7 @@ def _forward(started, torchrun, ranks, processes_here, stopped):
         if not started:  # not started yet: launch() sees `stopped` and starts nothing
             return
         child = started[0]
-        targets = (_descendants(child.pid) if torchrun else []) or [child.pid]
+        targets = (descendants(child.pid) if torchrun else []) or [child.pid]
         for pid in ([child.pid, *targets] if not ready else targets):
             try:
                 os.kill(pid, signum if ready else signal.SIGKILL)
@@ -223,22 +223,6 @@ def _forward(started, torchrun, ranks, processes_here, stopped):
                 pass
 
     return handler
-
-
-def _descendants(pid):
-    """Every process below pid, from /proc (empty where there is no /proc): torchrun's workers."""
-    parents = {}
-    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        fields = stat_fields(entry) if entry.isdigit() else None
-        if fields:
-            parents[int(entry)] = int(fields[1])
-    found, todo = [], [pid]
-    while todo:
-        below = todo.pop()
-        children = [p for p, parent in parents.items() if parent == below]
-        found += children
-        todo += children
-    return found
 
 
 def say(text, err=False):
