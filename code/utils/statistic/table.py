@@ -172,11 +172,17 @@ def print_table(header, keys, rows, fmt, grouped, full=False):
     print(tabulate(lines, headers=header, tablefmt=FORMATS.get(fmt, fmt), disable_numparse=True, colalign=align))
 
 
+FOLD_WIDTH = 100  # characters a line of the equal columns takes before it wraps
+
+
 def folded_line(names, keys, cells, full=False):
-    """The columns equal in every row, in one line above the table: 'equal in every row: lr 0.05, ...'."""
+    """The columns equal in every row, above the table: 'equal in every row: lr 0.05, ...', wrapped."""
+    import textwrap
+
     pairs = [f"{name} {display(cell, key, full=full) or '-'}" for name, key, cell in zip(names, keys, cells,
                                                                                       strict=True)]
-    return "equal in every row: " + ", ".join(pairs)
+    return "\n".join(textwrap.wrap("equal in every row: " + ", ".join(pairs), FOLD_WIDTH, subsequent_indent="  ",
+                                    break_on_hyphens=False))
 
 
 def check_format(fmt):
