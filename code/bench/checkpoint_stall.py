@@ -1,14 +1,14 @@
 """How long a checkpoint stalls the training loop. Usage: python3 code/bench/checkpoint_stall.py [--quick] [--repeat R]
 
-A model of Linear(2048, 2048) layers, 25.2M and 100.7M float32 parameters as in PEERS.md
+A model of Linear(2048, 2048) layers, 25.2M and 100.7M float32 parameters (sizes of published comparisons of checkpoint stalls)
 (--quick: Linear(1024, 1024) layers, 1.1M and 4.2M), after one Adam step, so the state is the
 weights and two moments. Timed side by side in this process, into one temporary folder:
 
   sync    torch.save of that state to a file, flushed and fsync'd: the loop waits for all of it
   fresh   copying it to newly allocated host memory, as a copy-then-write-in-a-thread saver does
-  stall   what main.py's loop waits for, done as Recorder.checkpoint does it: wait for the
+  stall   what the training loop waits for, done as Recorder.checkpoint does it: wait for the
           previous save (written by then), state.snapshot into the previous snapshot's tensors,
-          hand it to the writer thread (utils/background.py), which runs checkpoint.save
+          hand it to the writer thread (utils/train/background.py), which runs checkpoint.save
   write   how long the writer thread then takes to put it on disk (the loop runs meanwhile)
 
 `first` is the first save of a run, which allocates the host copy; the others are medians of R

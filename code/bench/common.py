@@ -18,20 +18,23 @@ def on_path():
         sys.path.insert(0, str(CODE))
 
 
-def paired(trials, base, rounds, warmup=1):
+def paired(trials, base, rounds, warmup=1, beside=None):
     """{name: [(base's measure, name's measure) of each round]}: every trial but base runs right
-    beside a run of base, the pair's order alternating, so the two see the same load."""
+    beside a run of base, the pair's order alternating, so the two see the same load. beside:
+    {name: another base} for trials that have a baseline of their own, in the same rounds."""
+    beside = {name: (beside or {}).get(name, base) for name in trials}
+    bases = {base, *beside.values()}
     for _ in range(warmup):
         for trial in trials.values():
             trial()
-    pairs = {name: [] for name in trials if name != base}
+    pairs = {name: [] for name in trials if name not in bases}
     for r in range(rounds):
         names = list(pairs) if r % 2 == 0 else list(reversed(pairs))
         for name in names:
             if r % 2 == 0:
-                b, x = trials[base](), trials[name]()
+                b, x = trials[beside[name]](), trials[name]()
             else:
-                x, b = trials[name](), trials[base]()
+                x, b = trials[name](), trials[beside[name]]()
             pairs[name].append((b, x))
     return pairs
 

@@ -1,7 +1,7 @@
 """How long the commands keep a researcher waiting. Usage: python3 code/bench/latency.py [--quick] [--rounds R]
 
-`run`: from pressing Enter to the training loop's start (the line main.py logs right before its
-first step), in a fresh git project made from this template, through the real shell function;
+`run`: from pressing Enter to the training loop's start (the line run.rounds() logs right before
+the first step), in a fresh git project made from this template, through the real shell function;
 minus what `python3 -c "import torch"` alone takes, which no launcher can save; beside them,
 import torch then torch._dynamo (which PyTorch imports when the first optimizer is made) and a
 bare PyTorch script's first step. All are timed in turn, round after round. The first run of
@@ -28,7 +28,7 @@ from pathlib import Path
 from common import CODE, median
 from table_scale import SEEDS_PER_TAG, make_runs, statistic
 
-MARKER = re.compile(r"run \S+: seed \d+")  # main.py's last line before its training loop
+MARKER = re.compile(r"run \S+: seed \d+")  # the last line before the training loop (utils/train/run.py)
 # The least any PyTorch training waits for: import torch, make an optimizer, take one step (torch
 # imports torch._dynamo the first time an optimizer is used: most of the difference to import alone)
 BARE_FIRST_STEP = """import torch

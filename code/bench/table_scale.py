@@ -25,7 +25,7 @@ SEEDS_PER_TAG = 5
 
 
 def statistic(tag, id_, rng):
-    """One run's statistic.json as DESIGN.md's schema 1 has it; the runs of a tag share their config."""
+    """One run's statistic.json as schema 1 has it; the runs of a tag share their config."""
     config = random.Random(tag)
     state = rng.choices(["finished", "running", "crashed"], weights=[90, 5, 5])[0]
     lr = config.choice([0.1, 0.03, 0.01, 0.003, 0.001])
@@ -72,7 +72,7 @@ def make_runs(root, n, rng):
 
 
 def command(root, *args):
-    """Seconds one `python3 code/exper.py ...` takes, from start to exit."""
+    """Seconds one `python3 code/utils/exper.py ...` takes, from start to exit."""
     env = dict(os.environ, EXPER_ROOT=str(root))
     start = time.perf_counter()
     done = subprocess.run([sys.executable, str(EXPER), *args], env=env, capture_output=True, text=True, check=False)

@@ -1,12 +1,21 @@
 """The cost benchmarks run to the end in their quick mode and print their figures (CI keeps them
-working; the goals are judged from full runs, never here), and what overhead.py measures
-records what it should: rows that do not depend on when the values were read back.
+working; the goals are judged from full runs, never here), and the runs overhead.py measures
+record what a run records: the same rows however the values were read back.
 """
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+ROWS = ["bare loop again (what noise looks like)",
+        "peer floor: .item() into a Python list, JSON at the end",
+        "peer: SummaryWriter.add_scalar, 4 scalars every step",
+        "template, log every step", "template, log every 10 steps (shipped)",
+        "template, log every step, checkpoints", "template, log every 10 steps, checkpoints",
+        "template, log every step, as five values", "template, log every 10 steps, as five values",
+        "gan: template, log every step", "gan: template, log every 10 steps (shipped)"]
 
 
 def bench(*argv, timeout=600):
@@ -21,18 +30,28 @@ def ratio(text):
     return float(text[:-1])
 
 
+def comparison(line, start):
+    """The two pairs of ratios of a comparison line, and its verdict."""
+    assert line.startswith(start), line
+    figures = line.partition("): ")[2]
+    assert figures.startswith("log every step ") and " every 10 steps " in figures, line
+    every, _, shipped = figures.partition(", every 10 steps ")
+    every = every.removeprefix("log every step ").split(" vs ")
+    shipped, _, verdict = shipped.partition(": no more (")
+    assert verdict in ("met)", "missed)"), line
+    return [ratio(x) for x in every + shipped.split(" vs ")], verdict == "met)"
+
+
 def test_overhead_quick():
     lines = bench("overhead.py", "--quick")
-    assert lines[0].startswith("tiny MLP, 1 torch thread, 200 steps")
-    assert lines[1].split() == ["variant", "+µs/step", "vs", "bare", "middle", "half", "CPU", "vs", "bare", "own",
+    assert lines[0].startswith("tiny MLP, 1 torch thread, 200 steps (2 epochs) per run after a first epoch of 10 "
+                               "off the clock, 1 round(s) of pairs in 1 process(es); bare loop "), lines[0]
+    assert lines[1].startswith("gan recipe (examples/gan), 1 torch thread, 24 steps (2 epochs) per run, beside a "
+                               "bare loop of its own: "), lines[1]
+    assert lines[2].split() == ["variant", "+µs/step", "vs", "bare", "middle", "half", "CPU", "vs", "bare", "own",
                                 "µs/step", "own", "vs", "bare"]
-    rows = lines[2:9]
-    assert [r.split("  ")[0] for r in rows] == [
-        "bare loop again (what noise looks like)",
-        "peer floor: .item() into a Python list, JSON at the end",
-        "peer: SummaryWriter.add_scalar, 4 scalars every step",
-        "template, log every step", "template, log every 10 steps (shipped)",
-        "template, log every step, checkpoints", "template, log every 10 steps, checkpoints"]
+    rows = lines[3:14]
+    assert [r.split("  ")[0] for r in rows] == ROWS
     for row in rows[:3]:
         added, wall, spread, cpu = row.split()[-4:]
         low, high = map(float, spread.split("-"))
@@ -40,29 +59,88 @@ def test_overhead_quick():
     for row in rows[3:]:  # the template's variants also account for their own time
         added, wall, spread, cpu, own, own_ratio = row.split()[-6:]
         assert ratio(wall) > 0 and ratio(cpu) > 0 and float(own) > 0 and ratio(own_ratio) > 1
-    assert lines[9].startswith("once per run, not per step") and lines[9].endswith(" ms")
-    assert lines[10].startswith("each process alone, the median of its pairs")
-    assert lines[11].startswith("goals (side by side): log every step at most 1.03x (")
-    assert lines[12].startswith("goals (own time): log every step at most 1.03x (")
+    assert lines[14].startswith("once per run, not per step") and lines[14].endswith(" ms")
+    assert lines[15].startswith("each process alone, the median of its pairs")
+    assert lines[16].startswith("goals (side by side): log every step at most 1.03x (")
+    assert lines[17].startswith("goals (own time): log every step at most 1.03x (")
+    # five named values against the example's, as a ratio of the same run: the figures of the rows above
+    table = {r.split("  ")[0]: r.split() for r in rows}
+    for line, how, column in ((lines[18], "side by side", -5), (lines[19], "own time", -1)):
+        figures, met = comparison(line, "five named values against the example's, on its step beside the same bare "
+                                        f"loop ({how}): ")
+        names = ["template, log every step, as five values", "template, log every step",
+                 "template, log every 10 steps, as five values", "template, log every 10 steps (shipped)"]
+        assert all(abs(f - ratio(table[n][column])) < 6e-4 for f, n in zip(figures, names, strict=True)), line
+        assert met == (figures[0] <= figures[1] and figures[2] <= figures[3])
+    assert lines[20].startswith("  own µs per step, five values against the example's: log every step "), lines[20]
+    for line, how in ((lines[21], "side by side"), (lines[22], "own time")):
+        figures, met = comparison(line, "gan recipe's five named values against the example's, each beside its own "
+                                        f"bare loop ({how}): ")
+        assert all(f > 0 for f in figures) and met == (figures[0] <= figures[1] and figures[2] <= figures[3])
+    assert len(lines) == 23
 
 
 def test_overhead_pools_rounds_from_several_processes():
     # on the example's model: each measuring process must be told so, not only the first
-    lines = bench("overhead.py", "--steps", "20", "--rounds", "2", "--processes", "2", "--example")
+    lines = bench("overhead.py", "--steps", "20", "--gan-steps", "4", "--rounds", "2", "--processes", "2",
+                  "--example")
     assert lines[0].startswith("the example's CNN, "), lines[0]
-    assert "per run, 2 round(s) of pairs in 2 process(es);" in lines[0], lines[0]
-    alone = lines[10].partition("): ")[2].split(" | ")
-    assert [a.rsplit(" ", 2)[0] for a in alone] == ["bare again", "log every step", "every 10 steps"], alone
+    assert "per run after a first epoch of 10 off the clock, 2 round(s) of pairs in 2 process(es);" in lines[0]
+    assert " 4 steps (2 epochs) per run" in lines[1], lines[1]
+    alone = lines[15].partition("): ")[2].split(" | ")
+    assert [a.rsplit(" ", 2)[0] for a in alone] == ["bare again", "log every step", "every 10 steps",
+                                                    "gan every step"], alone
     for figures in alone:  # one median per process
         assert all(ratio(x) > 0 for x in figures.split()[-2:]), figures
+    assert lines[21].startswith("gan recipe's five named values against the example's"), lines[21]
 
 
 def test_overhead_refuses_sizes_it_cannot_measure():
-    for option in ("--steps=3", "--rounds=0", "--processes=0"):
+    for option in ("--steps=3", "--gan-steps=3", "--rounds=0", "--processes=0"):
         done = subprocess.run([sys.executable, "overhead.py", option], capture_output=True, text=True, cwd=BENCH,
                               check=False, timeout=120)
         assert done.returncode == 2 and done.stderr.splitlines()[-1].startswith("overhead.py: error: --"), done.stderr
-        assert "Traceback" not in done.stderr and not done.stdout
+        assert option.partition("=")[0] in done.stderr.splitlines()[-1] and "Traceback" not in done.stderr
+        assert not done.stdout
+
+
+CHECK = """
+import csv, json, os, tempfile
+import overhead
+from utils.train import run
+
+root = tempfile.mkdtemp()
+benches = {"example": overhead.Bench(root, overhead.Example(overhead.tiny_mlp(), 30)),
+           "gan": overhead.Bench(root, overhead.Gan(30))}
+found = {}
+for name, bench, five in (("example", benches["example"], False), ("five", benches["example"], True),
+                          ("gan", benches["gan"], False)):
+    tables = []
+    for seconds in (0.0, 1e9):  # every interval read back at its end; all at the round's end
+        run.READ_BACK_SECONDS = seconds
+        bench.template(3, True, five)
+        folder = f"{root}/__result__/bench/{overhead.Bench.runs}"
+        with open(f"{folder}/metrics.csv") as f:
+            tables.append(f.read())
+        with open(f"{folder}/statistic.json") as f:
+            assert json.load(f)["status"] == "finished"
+        kept = os.listdir(f"{folder}/checkpoint")  # at each round's end, and every 15 steps: the newest two
+        assert {"epoch_3.pth", "step_60.pth", "epoch_last.pth"} <= set(kept), kept
+    assert tables[0] == tables[1], (name, tables)
+    rows = list(csv.DictReader(tables[0].splitlines()))
+    # the short first epoch (10 steps) and two of 30: 3 + 10 + 10 rows of 3 steps, and a row per round
+    assert [r["step"] for r in rows if not r.get("val/loss") and not r.get("val/d_x")] == [
+        str(s) for s in [3, 6, 9, *range(13, 41, 3), *range(43, 71, 3)]], (name, rows)
+    found[name] = sorted(k for k in rows[0] if k.endswith("_step"))
+assert found["example"] == ["train/acc_step", "train/loss_step", "train/lr_step"], found
+assert found["five"] == found["gan"] == sorted(f"train/{v}_step" for v in ("loss_d", "loss_g", "d_x", "d_g_z",
+                                                                           "d_g_z2")), found
+print("ok")
+"""
+
+
+def test_overhead_runs_record_what_a_run_records():
+    assert bench("-c", textwrap.dedent(CHECK), timeout=300) == ["ok"]
 
 
 def test_latency_quick():

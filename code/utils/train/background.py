@@ -43,6 +43,13 @@ class Background:
         self._jobs.join()
         self._raise()
 
+    def wait_for(self, done):
+        """Wait until the threading.Event `done` is set by a job, or a job failed (then raise its error)."""
+        while not done.wait(0.05):
+            if self._error is not None:
+                break
+        self._raise()
+
     def close(self):
         self._jobs.put(None)
         self._thread.join()

@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import traceback
 
 import torch
@@ -74,6 +75,7 @@ class Recorder:
         self.began = False  # whether this process began a session (a run that fails while building begins none)
         self.graph = None  # (model, example input) whose TensorBoard graph the first round's end writes
         self.last_snapshot = None  # the newest checkpoint's host copy: the next one copies into its tensors
+        self.saved = None  # set once that snapshot is written (its buffers may then be reused)
         self.bg = Background() if self.writes else None
         self.record = self._load_or_new_record() if self.writes else None
 
@@ -165,10 +167,18 @@ class Recorder:
         the first).
         """
         if self.writes:
-            self.bg.wait()
+            if self.saved is not None:  # only the previous save: rows and records queued meanwhile go on
+                self.bg.wait_for(self.saved)
             self.last_snapshot = take(self.last_snapshot)
+            self.saved = threading.Event()
             path = os.path.join(self.args.run_dir, "checkpoint")
-            self.bg.submit(checkpoint.save, path, name, self.last_snapshot, best, self.args.keep_checkpoints)
+            self.bg.submit(self._save, path, name, self.last_snapshot, best, self.saved)
+
+    def _save(self, path, name, snapshot, best, done):
+        try:
+            checkpoint.save(path, name, snapshot, best, self.args.keep_checkpoints)
+        finally:
+            done.set()
 
     def wait(self):
         if self.writes:

@@ -37,10 +37,13 @@ def host(steps, stack=None):
     stacking); on a device (stack=None: by the first tensor's device) every tensor of every step
     comes back in one transfer per dtype. Both give the same numbers.
     """
-    tensors = [t for step in steps for v in step.values() for t in _split(v) if isinstance(t, torch.Tensor)]
-    if stack is None:
-        stack = bool(tensors) and tensors[0].device.type != "cpu"
-    if tensors and stack:
+    if stack is None:  # where the first step's first tensor lives (one run trains on one device)
+        first = next((t for v in (steps[0].values() if steps else ()) for t in _split(v)
+                      if isinstance(t, torch.Tensor)), None)
+        stack = first is not None and first.device.type != "cpu"
+    tensors = [t for step in steps for v in step.values() for t in _split(v) if isinstance(t, torch.Tensor)] \
+        if stack else []
+    if tensors:
         by_dtype = {}
         for t in tensors:
             by_dtype.setdefault(t.dtype, []).append(t)
@@ -140,12 +143,15 @@ class StepValues:
         if not n:
             return []
         size = every or n
-        chunks = []
-        for i in range(0, n, size):
-            chunk = {}
-            for step in pending[i:i + size]:
-                add(chunk, step)
-            chunks.append(chunk)
+        if size == 1:  # a row every step: each step's values are its interval's sums
+            chunks = pending[:n]
+        else:
+            chunks = []
+            for i in range(0, n, size):
+                chunk = {}
+                for step in pending[i:i + size]:
+                    add(chunk, step)
+                chunks.append(chunk)
         if self.reduce is not None:
             names = list(self.names)  # the same on every rank: every rank reports the same names
             flat = self.reduce([chunk.get(name, [0.0, 0.0]) for chunk in chunks for name in names])
