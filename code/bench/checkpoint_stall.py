@@ -1,8 +1,8 @@
 """How long a checkpoint stalls the training loop. Usage: python3 code/bench/checkpoint_stall.py [--quick] [--repeat R]
 
-A model of Linear(2048, 2048) layers, 25.2M and 100.7M float32 parameters (sizes of published comparisons of checkpoint stalls)
-(--quick: Linear(1024, 1024) layers, 1.1M and 4.2M), after one Adam step, so the state is the
-weights and two moments. Timed side by side in this process, into one temporary folder:
+A model of Linear(2048, 2048) layers, 25.2M and 100.7M float32 parameters, the sizes other tools'
+stalls are often measured at (--quick: Linear(1024, 1024) layers, 1.1M and 4.2M), after one
+Adam step, so the state is the weights and two moments. Timed side by side in this process, into one temporary folder:
 
   sync    torch.save of that state to a file, flushed and fsync'd: the loop waits for all of it
   fresh   copying it to newly allocated host memory, as a copy-then-write-in-a-thread saver does

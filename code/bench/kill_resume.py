@@ -73,6 +73,7 @@ def kill(proc, how):
     """SIGKILL the command (the launcher's process group and the training process, which has a session
     of its own), or the training process alone when it has started; wait until every process of the
     command is gone. Returns what was killed."""
+    os.killpg(proc.pid, signal.SIGSTOP)  # frozen: the launcher starts nothing between the listing and the kill
     try:
         with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
             children = [int(pid) for pid in f.read().split()]
@@ -80,6 +81,7 @@ def kill(proc, how):
         children = []
     if how == "training" and children:
         os.kill(children[0], signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGCONT)  # the launcher lives on, to say what happened
     else:
         how = "group"
         for pid in children:

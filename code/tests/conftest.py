@@ -165,7 +165,9 @@ def last_step(run):
 
 
 def kill_tree(proc, signum=signal.SIGKILL):
-    """Kill a started command and every process below it at once, as a machine's crash would."""
+    """Kill a started command and every process below it at once, as a machine's crash would. The
+    command's group is stopped first, so that no process is started between the listing and the kill."""
+    os.killpg(proc.pid, signal.SIGSTOP)
     pids = descendants(proc.pid)
     for pid in pids:
         try:

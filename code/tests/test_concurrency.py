@@ -90,7 +90,7 @@ def test_eight_runs_of_one_tag_at_once_while_others_read(project):
 
 @pytest.mark.slow
 def test_two_cons_of_one_run_at_once(project):
-    set_config(project, **{**TINY, "epochs": 3})
+    set_config(project, **{**TINY, "epochs": 3, "pause": 0.03})
     commit(project, "three epochs")
     proc = start(project, "run twice -f", output=subprocess.DEVNULL)
     last = project / "__result__" / "twice" / "0" / "checkpoint" / "epoch_last.pth"

@@ -198,7 +198,10 @@ def test_kill_mid_interval_then_con_is_exact(proj):
     run = folder(proj, "lm2")
 
     def inside():  # past a checkpoint of round 3 (steps 81-120), which is in the middle of data epoch 5
-        return 80 < last_step(run) < CUT_AT and any(80 < n < CUT_AT for n in checkpoints(run))
+        last = run / "checkpoint" / "epoch_last.pth"  # the checkpoint con resumes from, once it is linked
+        linked = last.is_symlink() and os.readlink(last).startswith("step_") and 80 < int(
+            os.readlink(last)[5:-4]) < CUT_AT
+        return 80 < last_step(run) < CUT_AT and linked
 
     wait_for(lambda: inside() or last_step(run) >= CUT_AT, timeout=180, every=0.002)
     # SIGKILL to every process of the command at once: the training process has a session of its own

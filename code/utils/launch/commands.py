@@ -288,6 +288,9 @@ def launch(root, code_dir, config, env):
     rank0 = next((o for o in outcomes if o.get("rank") == 0 and isinstance(o.get("exit"), int)), None)
     if rank0 is not None:
         return rank0["exit"] or (1 if any(o.get("error") for o in outcomes) else 0)
+    failed = next((o["exit"] or 1 for o in outcomes if o.get("error")), None)
+    if failed:  # a machine joining another's run: its own ranks say how they ended
+        return failed
     return code if code >= 0 else 128 - code
 
 

@@ -47,12 +47,12 @@ def setup(args, hparams):
     first = everyone[0]
     for rank, other in enumerate(everyone):  # every rank sees the same list: all raise the same error
         if other["commit"] != first["commit"]:
-            raise RuntimeError(f"rank {rank} on {other['host']} runs commit {str(other['commit'])[:10]}, "
+            raise Refused(f"rank {rank} on {other['host']} runs commit {str(other['commit'])[:10]}, "
                                f"rank 0 on {first['host']} runs {str(first['commit'])[:10]}: "
                                "check out the same commit on every machine")
         changed = config_changes(first["config"], other["config"], values=False)
         if changed:
-            raise RuntimeError(f"rank {rank} on {other['host']} has another code/config.py than rank 0 "
+            raise Refused(f"rank {rank} on {other['host']} has another code/config.py than rank 0 "
                                f"({', '.join(changed[:5])}): commit the same config on every machine")
     for key, value in first["identity"].items():  # a joining machine drew its own seed: rank 0's counts
         setattr(args, key, value)
@@ -196,9 +196,10 @@ def report(main):
         # this rank did not fail (a stop with a checkpoint is no failure to report with a banner)
         return 0 if folder and int(os.environ.get("WORLD_SIZE", 1)) > 1 else outcome["exit"]
     except Refused as refused:  # a config value or a checkpoint the run will not use: one line, no traceback
-        print(f"error: {refused}", file=sys.stderr, flush=True)
+        if int(os.environ.get("LOCAL_RANK", 0)) == 0:  # every rank refuses alike: one says it
+            print(f"error: {refused}", file=sys.stderr, flush=True)
         outcome.update(exit=2, time=time.time(), error=str(refused))
-        return 2
+        return 0 if folder and int(os.environ.get("WORLD_SIZE", 1)) > 1 else 2  # torchrun: no banner of its own
     except SystemExit as stop:
         outcome["exit"] = stop.code if isinstance(stop.code, int) else 1
         if outcome["exit"]:
