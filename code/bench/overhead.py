@@ -411,7 +411,21 @@ class Bench:
             writer = time.pthread_getcpuclockid(run.recorder.bg._thread.ident)
             record = run.step if timer is None else timer.wrap(run.step)
             evaluated = run.evaluated if timer is None else timer.wrap(run.evaluated)
-            rounds = run.rounds() if timer is None else timer.each(run.rounds())
+            # a round's end (its row, statistic.json, the checkpoint) is timed apart from the steps: it
+            # happens once a round, whatever the round's length, and the checkpoint's write in the writer
+            ends, saves = Timer(), [0.0]
+            rounds = run.rounds() if timer is None else ends.each(run.rounds())
+            if timer is not None:
+                save = run.recorder._save
+
+                def timed_save(*arguments):
+                    begin = time.thread_time()
+                    try:
+                        return save(*arguments)
+                    finally:
+                        saves[0] += time.thread_time() - begin
+
+                run.recorder._save = timed_save
             for r in rounds:
                 if r == 0:
                     run.recorder.wait()  # the session's first files are written before the loop starts
@@ -422,6 +436,8 @@ class Bench:
                     writer_cpu = -time.clock_gettime(writer)
                     if timer is not None:
                         timer.reset()
+                        ends.reset()
+                        saves[0] = 0.0
                     clock = Clock()
                 batches = run.batches(self.loader)
                 for batch in batches if timer is None else timer.each(batches):
@@ -435,8 +451,9 @@ class Bench:
             writer_cpu += time.clock_gettime(writer)  # the last writes count in the template's own time
             run.finish()
             self.once["end"].append(time.perf_counter() - begin)
-        # the writer thread's CPU as if it ran on the loop's thread (on a free core it mostly does not delay it)
-        return seconds if timer is None else (*seconds, timer.own() + writer_cpu)
+        # the writer thread's CPU as if it ran on the loop's thread (on a free core it mostly does not delay it);
+        # with a timer: the steps' own seconds, then the round ends' (EPOCHS of them)
+        return seconds if timer is None else (*seconds, timer.own() + writer_cpu - saves[0], ends.own() + saves[0])
 
 
 VARIANTS = [  # (name, what it is, recipe, method, arguments)
@@ -555,12 +572,15 @@ def measure(steps, gan_steps, rounds, example):
         beside = {name: "gan_bare" for name, _, recipe, _, _ in VARIANTS if recipe == "gan"}
         pairs = paired(trials_of(benches), "bare", rounds, warmup=0, beside=beside)
         timed = {recipe: bench.recipe.per_epoch * EPOCHS for recipe, bench in benches.items()}
-        # the template's own time, from runs of their own with its calls timed
-        owns = {name: [benches[recipe].template(*extra, timer=Timer())[2] / timed[recipe]
-                       for _ in range(max(1, rounds // 5))]
-                for name, _, recipe, method, extra in VARIANTS if method == "template"}
-    return {"pairs": pairs, "owns": owns, "once": benches["example"].once, "threads": torch.get_num_threads(),
-            "model": label, "steps": timed}
+        # the template's own time, from runs of their own with its calls timed: per step, and per round end
+        owns, ends = {}, {}
+        for name, _, recipe, method, extra in VARIANTS:
+            if method == "template":
+                timings = [benches[recipe].template(*extra, timer=Timer())[2:] for _ in range(max(1, rounds // 5))]
+                owns[name] = [steps_own / timed[recipe] for steps_own, _ in timings]
+                ends[name] = [round_ends / EPOCHS for _, round_ends in timings]
+    return {"pairs": pairs, "owns": owns, "ends": ends, "once": benches["example"].once,
+            "threads": torch.get_num_threads(), "model": label, "steps": timed}
 
 
 def in_processes(steps, gan_steps, rounds, processes, example):
@@ -588,6 +608,7 @@ def report(measured, processes):
     """Print the pooled figures of the measuring processes."""
     pairs = {name: [pair for m in measured for pair in m["pairs"][name]] for name in measured[0]["pairs"]}
     owns = {name: median(x for m in measured for x in m["owns"][name]) for name in measured[0]["owns"]}
+    ends = {name: median(x for m in measured for x in m["ends"][name]) for name in measured[0]["ends"]}
     timed = measured[0]["steps"]
     recipe_of = {name: recipe for name, _, recipe, _, _ in VARIANTS}
     bare = {recipe: median(b[0] for name, pair in pairs.items() if recipe_of[name] == recipe for b, _ in pair)
@@ -600,7 +621,7 @@ def report(measured, processes):
     print(f"gan recipe (examples/gan), {threads} torch thread{'s' if threads > 1 else ''}, {timed['gan']:,} steps "
           f"({EPOCHS} epochs) per run, beside a bare loop of its own: {bare['gan'] * 1e6:.0f} µs per step")
     print(f"{'variant':<58} {'+µs/step':>9} {'vs bare':>8} {'middle half':>14} {'CPU vs bare':>12} "
-          f"{'own µs/step':>12} {'own vs bare':>12}")
+          f"{'own µs/step':>12} {'own vs bare':>12} {'round end ms':>13}")
     ratios, own_ratios = {}, {}
     for name, what, recipe, _, _ in VARIANTS:
         if name not in pairs:
@@ -613,9 +634,12 @@ def report(measured, processes):
         line = f"{what:<58} {added * 1e6:>+9.1f} {ratios[name]:>7.3f}x {spread:>14} {cpu:>11.3f}x"
         if name in owns:
             own_ratios[name] = 1 + owns[name] / bare[recipe]
-            line += f" {owns[name] * 1e6:>12.1f} {own_ratios[name]:>11.3f}x"
+            line += f" {owns[name] * 1e6:>12.1f} {own_ratios[name]:>11.3f}x {ends[name] * 1e3:>13.2f}"
         print(line)
     once = {k: median(x for m in measured for x in m["once"][k]) * 1e3 for k in measured[0]["once"]}
+    print("own µs/step: the template's calls and its writer thread over the steps; round end ms: each round's end "
+          "(its row, statistic.json, the checkpoint's copy and write), apart: it comes once a round (an epoch, or "
+          "eval_every_steps steps), whatever the round's length; side by side holds both")
     print(f"once per run, not per step (not in the figures above): session start {once['start']:.0f} ms, "
           f"first round's end (TensorBoard graph, metrics.csv's columns) {once['first']:.0f} ms, "
           f"run end {once['end']:.0f} ms")
