@@ -49,23 +49,25 @@ def test_overhead_quick():
     assert lines[1].startswith("gan recipe (examples/gan), 1 torch thread, 24 steps (2 epochs) per run, beside a "
                                "bare loop of its own: "), lines[1]
     assert lines[2].split() == ["variant", "+µs/step", "vs", "bare", "middle", "half", "CPU", "vs", "bare", "own",
-                                "µs/step", "own", "vs", "bare"]
+                                "µs/step", "own", "vs", "bare", "round", "end", "ms"]
     rows = lines[3:14]
     assert [r.split("  ")[0] for r in rows] == ROWS
     for row in rows[:3]:
         added, wall, spread, cpu = row.split()[-4:]
         low, high = map(float, spread.split("-"))
         assert float(added) == float(added) and ratio(wall) > 0 and 0 < low <= high and ratio(cpu) > 0
-    for row in rows[3:]:  # the template's variants also account for their own time
-        added, wall, spread, cpu, own, own_ratio = row.split()[-6:]
-        assert ratio(wall) > 0 and ratio(cpu) > 0 and float(own) > 0 and ratio(own_ratio) > 1
+    for row in rows[3:]:  # the template's variants also account for their own time, and their round ends apart
+        added, wall, spread, cpu, own, own_ratio, ends = row.split()[-7:]
+        assert ratio(wall) > 0 and ratio(cpu) > 0 and float(own) > 0 and ratio(own_ratio) > 1 and float(ends) > 0
+    assert lines[14].startswith("own µs/step: the template's calls and its writer thread over the steps; round end")
+    lines = lines[:14] + lines[15:]
     assert lines[14].startswith("once per run, not per step") and lines[14].endswith(" ms")
     assert lines[15].startswith("each process alone, the median of its pairs")
     assert lines[16].startswith("goals (side by side): log every step at most 1.03x (")
     assert lines[17].startswith("goals (own time): log every step at most 1.03x (")
     # five named values against the example's, as a ratio of the same run: the figures of the rows above
     table = {r.split("  ")[0]: r.split() for r in rows}
-    for line, how, column in ((lines[18], "side by side", -5), (lines[19], "own time", -1)):
+    for line, how, column in ((lines[18], "side by side", -6), (lines[19], "own time", -2)):
         figures, met = comparison(line, "five named values against the example's, on its step beside the same bare "
                                         f"loop ({how}): ")
         names = ["template, log every step, as five values", "template, log every step",
@@ -87,12 +89,12 @@ def test_overhead_pools_rounds_from_several_processes():
     assert lines[0].startswith("the example's CNN, "), lines[0]
     assert "per run after a first epoch of 10 off the clock, 2 round(s) of pairs in 2 process(es);" in lines[0]
     assert " 4 steps (2 epochs) per run" in lines[1], lines[1]
-    alone = lines[15].partition("): ")[2].split(" | ")
+    alone = lines[16].partition("): ")[2].split(" | ")
     assert [a.rsplit(" ", 2)[0] for a in alone] == ["bare again", "log every step", "every 10 steps",
                                                     "gan every step"], alone
     for figures in alone:  # one median per process
         assert all(ratio(x) > 0 for x in figures.split()[-2:]), figures
-    assert lines[21].startswith("gan recipe's five named values against the example's"), lines[21]
+    assert lines[22].startswith("gan recipe's five named values against the example's"), lines[22]
 
 
 def test_overhead_refuses_sizes_it_cannot_measure():

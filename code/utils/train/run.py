@@ -250,11 +250,13 @@ class Run:
         end = self.round_start + a.eval_every_steps if a.eval_every_steps else None
         last = a.max_steps or None
         stops = [s for s in (end, last) if s is not None]
-        total = min(stops) - self.steps if stops else (len(loader) - self.batch if hasattr(loader, "__len__") else None)
+        limit = min(stops) if stops else math.inf  # the step this round ends at (inf: the epoch's end)
+        total = limit - self.steps if stops else (len(loader) - self.batch if hasattr(loader, "__len__") else None)
         where = f"step {self.steps}/{a.max_steps}" if a.max_steps else f"epoch {self.epoch + 1}/{a.epochs}"
         bar = progress_bar(None, where, total, a.progress_bar and self.recorder.writes)
+        unshown = 0 if not bar.disable else -math.inf  # steps not yet on the bar (it is told ten at a time)
         try:
-            while not stops or self.steps < min(stops):
+            while self.steps < limit:
                 if self._iterator is None:
                     if not a.max_steps and self.epoch >= a.epochs:
                         break
@@ -273,8 +275,13 @@ class Run:
                 if self.steps == before:
                     raise ResearchError("a batch of run.batches() went by without run.step(...): call it once per "
                                         "batch, with the step's values")
-                bar.update()
+                unshown += 1
+                if unshown >= 10:
+                    bar.update(unshown)
+                    unshown = 0
         finally:
+            if unshown > 0:
+                bar.update(unshown)
             bar.close()
         modules = [m for m in (self.objects or {}).values() if isinstance(state.unwrap(m), torch.nn.Module)]
         distributed.sync_buffers([state.unwrap(m) for m in modules], a)
@@ -322,10 +329,11 @@ class Run:
 
     def step(self, values):
         """One training step's named values: appended as they are, read back many steps later."""
-        self.values.waiting.append(values)
+        waiting = self.values.waiting
+        waiting.append(values)
         self.steps += 1
         self.batch += 1
-        if len(self.values.waiting) >= self._read_next:
+        if len(waiting) >= self._read_next:
             self._read_back()
         if self._stop is not None or self.many:
             signum = self._agreed.poll(self._stop)

@@ -53,7 +53,7 @@ def host(steps, stack=None):
                 read[id(t)] = x
         number = lambda x: read[id(x)] if isinstance(x, torch.Tensor) else float(x)  # noqa: E731
     else:
-        number = lambda x: float(x.item()) if isinstance(x, torch.Tensor) else float(x)  # noqa: E731
+        return _read_in_place(steps)
     out = []
     for step in steps:
         row = {}
@@ -64,6 +64,25 @@ def host(steps, stack=None):
             else:
                 w = 1.0
             row[name] = (number(v) * w, w) if w else (0.0, 0.0)  # no items: 0/0 is no value
+        out.append(row)
+    return out
+
+
+def _read_in_place(steps):
+    """host() on the CPU: each value read where it is. The read-back's hot loop, so its common
+    cases (a tensor, an int or float weight) are tested by exact type before anything general."""
+    tensor, number = torch.Tensor, (int, float)
+    out = []
+    for step in steps:
+        row = {}
+        for name, v in step.items():
+            if v.__class__ is tuple:
+                v, w = v
+                w = float(w) if w.__class__ in number else float(w.item() if isinstance(w, tensor) else w)
+            else:
+                w = 1.0
+            v = v.item() if v.__class__ is tensor or isinstance(v, tensor) else v
+            row[name] = (float(v) * w, w) if w else (0.0, 0.0)  # no items: 0/0 is no value
         out.append(row)
     return out
 
