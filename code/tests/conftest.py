@@ -21,6 +21,9 @@ import pytest
 
 CODE = Path(__file__).resolve().parents[1]
 TEMPLATE = CODE.parent
+# the example's main.py says what it is in its first line; a recipe's or a researcher's own says otherwise
+EXAMPLE_HERE = (CODE / "main.py").read_text().startswith('"""Train the example and record')
+NOT_EXAMPLE = "code/ no longer holds the digits example; these tests go with it"
 RESEARCH = Path(__file__).resolve().parent / "research"  # config.py, main.py, model.py, dataloader.py, epoch.py
 sys.path.insert(0, str(CODE))
 

@@ -1,11 +1,17 @@
 """The cost benchmarks run to the end in their quick mode and print their figures (CI keeps them
 working; the goals are judged from full runs, never here), and the runs overhead.py measures
-record what a run records: the same rows however the values were read back.
+record what a run records: the same rows however the values were read back. overhead.py measures the
+example (its step, optimizer and model), so its tests go with the example; latency.py runs whatever
+research code/ holds.
 """
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
+
+from conftest import EXAMPLE_HERE, NOT_EXAMPLE
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
@@ -25,6 +31,9 @@ def bench(*argv, timeout=600):
     return done.stdout.splitlines()
 
 
+with_the_example = pytest.mark.skipif(not EXAMPLE_HERE, reason=NOT_EXAMPLE)
+
+
 def ratio(text):
     assert text.endswith("x"), text
     return float(text[:-1])
@@ -42,6 +51,7 @@ def comparison(line, start):
     return [ratio(x) for x in every + shipped.split(" vs ")], verdict == "met)"
 
 
+@with_the_example
 def test_overhead_quick():
     lines = bench("overhead.py", "--quick")
     assert lines[0].startswith("tiny MLP, 1 torch thread, 200 steps (2 epochs) per run after a first epoch of 10 "
@@ -82,6 +92,7 @@ def test_overhead_quick():
     assert len(lines) == 23
 
 
+@with_the_example
 def test_overhead_pools_rounds_from_several_processes():
     # on the example's model: each measuring process must be told so, not only the first
     lines = bench("overhead.py", "--steps", "20", "--gan-steps", "4", "--rounds", "2", "--processes", "2",
@@ -97,6 +108,7 @@ def test_overhead_pools_rounds_from_several_processes():
     assert lines[22].startswith("gan recipe's five named values against the example's"), lines[22]
 
 
+@with_the_example
 def test_overhead_refuses_sizes_it_cannot_measure():
     for option in ("--steps=3", "--gan-steps=3", "--rounds=0", "--processes=0"):
         done = subprocess.run([sys.executable, "overhead.py", option], capture_output=True, text=True, cwd=BENCH,
@@ -141,6 +153,7 @@ print("ok")
 """
 
 
+@with_the_example
 def test_overhead_runs_record_what_a_run_records():
     assert bench("-c", textwrap.dedent(CHECK), timeout=300) == ["ok"]
 
@@ -159,6 +172,7 @@ def test_latency_quick():
     assert lines[11].startswith("goals: run at most 0.3 s beyond importing torch: ")
 
 
+@with_the_example
 def test_switches_quick():
     lines = bench("overhead.py", "--switches", "--quick")
     assert lines[0].startswith("the example's training, 1,439 images per epoch")

@@ -10,11 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CODE, commit, make_project, refused, set_config, sh, statistic
+from conftest import EXAMPLE_HERE, NOT_EXAMPLE, commit, make_project, refused, set_config, sh, statistic
 
-# the example's main.py says what it is in its first line; a recipe's or your own says otherwise
-pytestmark = pytest.mark.skipif(not (CODE / "main.py").read_text().startswith('"""Train the example and record'),
-                                reason="code/ no longer holds the digits example; these tests go with it")
+pytestmark = pytest.mark.skipif(not EXAMPLE_HERE, reason=NOT_EXAMPLE)
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,7 @@ from conftest import (
 )
 
 RECIPE = CODE / "examples" / "lm"
+pytestmark = pytest.mark.skipif(not RECIPE.is_dir(), reason="code/examples/lm/ is gone; these tests go with it")
 LR, FACTOR = 10.0, 0.25
 CONFIG = {"max_steps": 160, "eval_every_steps": 40, "log_every_steps": 5, "checkpoint_every_steps": 10,
           "lr": LR, "lr_factor": FACTOR, "lr_patience": 1, "lr_threshold": 0.9, "progress_bar": False,
