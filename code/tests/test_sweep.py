@@ -4,7 +4,6 @@ research, through the real shell functions.
 
 Usage: python3 -m pytest code/tests/test_sweep.py -q
 """
-import fcntl
 import itertools
 import json
 import os
@@ -19,6 +18,7 @@ import pytest
 import slurm
 
 from conftest import commit, descendants, git, make_project, refused, sh, statistic, wait_for
+from utils.atomic import held
 from utils.launch import sweep as sw
 from utils.launch import sweep_slurm as sl
 
@@ -41,16 +41,7 @@ def records(project, prefix):
 def queue_ended(project, prefix):
     """Whether the sweep's queue has come and gone (it holds queue.lock while it lives)."""
     path = Path(project) / "__statistic__" / "sweep" / prefix / "queue.lock"
-    if not path.exists():
-        return False
-    fd = os.open(path, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
+    return path.exists() and not held(path)
 
 
 def training(project, prefix, i, sessions=1, checkpoint=None):

@@ -156,6 +156,22 @@ def folders_for(path):
         raise
 
 
+def held(path):
+    """Whether some process holds an exclusive flock on path (a lock file, or a run's folder that a
+    `con` trains); False when there is no such file. Only looks: any lock taken here is let go."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def locked(path):
     """Hold an exclusive lock beside `path` (path + '.lock') while other writers wait."""

@@ -10,7 +10,7 @@ import os
 import shutil
 import sys
 
-from utils.atomic import locked, refuse_link, write_text
+from utils.atomic import held, locked, refuse_link, write_text
 from utils.cli import UsageError, parser, project_root
 from utils.runs import BadRun, read_statistic, result_dir, run_dir, select, statistic_dir, status
 from utils.statistic.lists import parse_list, read_text, shown
@@ -28,20 +28,6 @@ def _state(root, tag, id_):
         return status(read_statistic(run_dir(root, tag, id_)))
     except BadRun:
         return "unreadable"
-
-
-def _busy(folder):
-    """True while another command holds the run (a `con` or `run` training it right now)."""
-    import fcntl
-
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
 
 
 def confirm(question):
@@ -81,7 +67,7 @@ def main(argv):
     for path in lists_of(root):  # a malformed list is said before anything is deleted
         parse_list(read_text(path, shown(root, path)), shown(root, path))
     states = {run: _state(root, *run) for run in runs}
-    going = [f"{t}/{i}" for (t, i), s in states.items() if s == "running" or _busy(run_dir(root, t, i))]
+    going = [f"{t}/{i}" for (t, i), s in states.items() if s == "running" or held(run_dir(root, t, i))]
     if going:
         raise UsageError(f"{', '.join(going)} {'is' if len(going) == 1 else 'are'} still running; stop "
                          f"{'it' if len(going) == 1 else 'them'} first (Ctrl-C, or kill its pid)")

@@ -14,7 +14,7 @@ import os
 import socket
 from pathlib import Path
 
-from utils.atomic import locked, write_json
+from utils.atomic import held, locked, write_json
 from utils.cli import UsageError, shorten
 from utils.runs import BadRun, read_statistic, run_dir, run_ids, statistic_dir, status
 from utils.statistic.lists import shown
@@ -131,16 +131,6 @@ def try_lock(path):
         return None
     return fd
 
-
-def held(path):
-    """Whether some process holds the lock at path (it is free when there is no such file)."""
-    if not path.exists():
-        return False
-    fd = try_lock(path)
-    if fd is None:
-        return True
-    os.close(fd)
-    return False
 
 
 def elsewhere(record):

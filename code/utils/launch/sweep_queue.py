@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from utils.atomic import locked, write_json
+from utils.atomic import held, locked, write_json
 from utils.cli import UsageError, shorten
 from utils.launch import commands as c
 from utils.launch.sweep_plan import (
@@ -23,7 +23,6 @@ from utils.launch.sweep_plan import (
     elsewhere,
     exper,
     find_record,
-    held,
     log_path,
     need_plan,
     note_run,
