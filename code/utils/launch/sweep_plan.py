@@ -132,7 +132,6 @@ def try_lock(path):
     return fd
 
 
-
 def elsewhere(record):
     host = (record.get("host") or {}).get("hostname")
     return bool(host) and host != socket.gethostname()

@@ -48,12 +48,12 @@ def setup(args, hparams):
     for rank, other in enumerate(everyone):  # every rank sees the same list: all raise the same error
         if other["commit"] != first["commit"]:
             raise Refused(f"rank {rank} on {other['host']} runs commit {str(other['commit'])[:10]}, "
-                               f"rank 0 on {first['host']} runs {str(first['commit'])[:10]}: "
-                               "check out the same commit on every machine")
+                          f"rank 0 on {first['host']} runs {str(first['commit'])[:10]}: "
+                          "check out the same commit on every machine")
         changed = config_changes(first["config"], other["config"], values=False)
         if changed:
             raise Refused(f"rank {rank} on {other['host']} has another code/config.py than rank 0 "
-                               f"({', '.join(changed[:5])}): commit the same config on every machine")
+                          f"({', '.join(changed[:5])}): commit the same config on every machine")
     for key, value in first["identity"].items():  # a joining machine drew its own seed: rank 0's counts
         setattr(args, key, value)
     args.rank_devices = [other["device"] for other in everyone]
@@ -190,16 +190,17 @@ def report(main):
     rank = int(os.environ.get("RANK", 0))
     outcome = {"rank": rank, "hostname": socket.gethostname(), "pid": os.getpid(), "exit": 1,
                "time": None, "error": None, "traceback": None}
+    # under the launcher's torchrun the run's exit code travels in the outcome; torchrun only learns
+    # that this rank did not fail (a stop with a checkpoint, a refusal: no failure to report with a banner)
+    outcome_says = bool(folder) and int(os.environ.get("WORLD_SIZE", 1)) > 1
     try:
         outcome["exit"] = main()
-        # under the launcher the run's exit code travels in the outcome; torchrun only learns that
-        # this rank did not fail (a stop with a checkpoint is no failure to report with a banner)
-        return 0 if folder and int(os.environ.get("WORLD_SIZE", 1)) > 1 else outcome["exit"]
+        return 0 if outcome_says else outcome["exit"]
     except Refused as refused:  # a config value or a checkpoint the run will not use: one line, no traceback
         if int(os.environ.get("LOCAL_RANK", 0)) == 0:  # every rank refuses alike: one says it
             print(f"error: {refused}", file=sys.stderr, flush=True)
         outcome.update(exit=2, time=time.time(), error=str(refused))
-        return 0 if folder and int(os.environ.get("WORLD_SIZE", 1)) > 1 else 2  # torchrun: no banner of its own
+        return 0 if outcome_says else 2
     except SystemExit as stop:
         outcome["exit"] = stop.code if isinstance(stop.code, int) else 1
         if outcome["exit"]:

@@ -254,7 +254,7 @@ class Run:
         total = limit - self.steps if stops else (len(loader) - self.batch if hasattr(loader, "__len__") else None)
         where = f"step {self.steps}/{a.max_steps}" if a.max_steps else f"epoch {self.epoch + 1}/{a.epochs}"
         bar = progress_bar(None, where, total, a.progress_bar and self.recorder.writes)
-        unshown = 0 if not bar.disable else -math.inf  # steps not yet on the bar (it is told ten at a time)
+        unshown = 0  # steps not yet on the bar: it is told ten at a time
         try:
             while self.steps < limit:
                 if self._iterator is None:

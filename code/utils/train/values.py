@@ -43,17 +43,16 @@ def host(steps, stack=None):
         stack = first is not None and first.device.type != "cpu"
     tensors = [t for step in steps for v in step.values() for t in _split(v) if isinstance(t, torch.Tensor)] \
         if stack else []
-    if tensors:
-        by_dtype = {}
-        for t in tensors:
-            by_dtype.setdefault(t.dtype, []).append(t)
-        read = {}
-        for group in by_dtype.values():
-            for t, x in zip(group, torch.stack([t.reshape(()) for t in group]).double().tolist(), strict=True):
-                read[id(t)] = x
-        number = lambda x: read[id(x)] if isinstance(x, torch.Tensor) else float(x)  # noqa: E731
-    else:
+    if not tensors:
         return _read_in_place(steps)
+    by_dtype = {}
+    for t in tensors:
+        by_dtype.setdefault(t.dtype, []).append(t)
+    read = {}
+    for group in by_dtype.values():
+        for t, x in zip(group, torch.stack([t.reshape(()) for t in group]).double().tolist(), strict=True):
+            read[id(t)] = x
+    number = lambda x: read[id(x)] if isinstance(x, torch.Tensor) else float(x)  # noqa: E731
     out = []
     for step in steps:
         row = {}
